@@ -1,0 +1,464 @@
+//! Reading a model folder: which files it has and the PyLate settings that drive tokenization.
+//!
+//! Two layouts are understood:
+//! - a PyLate (sentence-transformers) folder with ONNX weights added: `config_sentence_transformers.json`,
+//!   `modules.json`, `N_Dense/config.json`, `sentence_bert_config.json`, `tokenizer.json`, `model.onnx`
+//!   and optionally `model_int8.onnx` (what `tools/export_onnx.py` writes);
+//! - the layout of LightOn's `pylate-onnx-export`: `model.onnx`, `model_int8.onnx`, `tokenizer.json`,
+//!   `onnx_config.json`.
+//!
+//! Every setting can be overridden by [`ConfigOverrides`], as PyLate's constructor arguments do.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tokenizers::Tokenizer;
+
+use crate::error::{EncodeError, Result};
+
+/// PyLate's default skiplist: Python's `string.punctuation`.
+pub const DEFAULT_SKIPLIST: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+
+/// The settings that decide how texts become token embeddings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// Width of one token embedding (the last Dense layer's `out_features`).
+    pub dim: usize,
+    /// Total query length, CLS, prefix, SEP and expansion tokens included.
+    pub query_length: usize,
+    /// Maximum document length, CLS, prefix and SEP included.
+    pub document_length: usize,
+    pub query_prefix: String,
+    pub document_prefix: String,
+    /// Token id inserted after the first token of a query (`None` when the prefix is empty).
+    pub query_prefix_id: Option<u32>,
+    pub document_prefix_id: Option<u32>,
+    /// Pad queries to `query_length` with the mask token and keep every position.
+    pub do_query_expansion: bool,
+    /// Let real tokens attend to the expansion tokens (attention 1 instead of 0).
+    pub attend_to_expansion_tokens: bool,
+    pub skiplist_words: Vec<String>,
+    /// Token ids removed from document outputs.
+    pub skiplist_ids: Vec<u32>,
+    /// Apply Python's `str.lower()` before tokenizing.
+    pub do_lower_case: bool,
+    /// The mask token id, used for query expansion and for padding (PyLate sets pad = mask).
+    pub mask_token_id: u32,
+    pub pad_token_id: u32,
+    /// Text prepended to every input (`default_prompt_name` of sentence-transformers), usually empty.
+    pub prompt: String,
+}
+
+/// Overrides of the folder's settings, like PyLate's constructor arguments.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigOverrides {
+    pub query_length: Option<usize>,
+    pub document_length: Option<usize>,
+    pub query_prefix: Option<String>,
+    pub document_prefix: Option<String>,
+    pub do_query_expansion: Option<bool>,
+    pub attend_to_expansion_tokens: Option<bool>,
+    pub skiplist_words: Option<Vec<String>>,
+    pub do_lower_case: Option<bool>,
+}
+
+/// Which ONNX file to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// `model.onnx` when present, else `model_int8.onnx`.
+    #[default]
+    Auto,
+    /// `model.onnx`.
+    Fp32,
+    /// `model_int8.onnx` (dynamic int8 quantization).
+    Int8,
+}
+
+/// A model folder resolved to its files and settings.
+pub struct ModelFolder {
+    pub dir: PathBuf,
+    pub onnx_path: PathBuf,
+    pub tokenizer: Tokenizer,
+    pub config: ModelConfig,
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            EncodeError::ModelNotFound(format!("{} does not exist", path.display()))
+        } else {
+            EncodeError::invalid_file(path, format!("cannot be read: {e}"))
+        }
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| EncodeError::invalid_file(path, format!("is not valid JSON: {e}")))
+}
+
+fn read_optional_json(path: &Path) -> Result<Option<Value>> {
+    if path.is_file() {
+        read_json(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn get_usize(v: &Value, key: &str, file: &Path) -> Result<Option<usize>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => x.as_u64().map(|n| Some(n as usize)).ok_or_else(|| {
+            EncodeError::invalid_file(file, format!("`{key}` must be a non-negative integer"))
+        }),
+    }
+}
+
+fn get_bool(v: &Value, key: &str, file: &Path) -> Result<Option<bool>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => x.as_bool().map(Some).ok_or_else(|| {
+            EncodeError::invalid_file(file, format!("`{key}` must be true or false"))
+        }),
+    }
+}
+
+fn get_string(v: &Value, key: &str, file: &Path) -> Result<Option<String>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(EncodeError::invalid_file(
+            file,
+            format!("`{key}` must be a string"),
+        )),
+    }
+}
+
+fn get_strings(v: &Value, key: &str, file: &Path) -> Result<Option<Vec<String>>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| {
+                EncodeError::invalid_file(file, format!("`{key}` must be a list of strings"))
+            }),
+        Some(_) => Err(EncodeError::invalid_file(
+            file,
+            format!("`{key}` must be a list of strings"),
+        )),
+    }
+}
+
+/// A special token as written by transformers: a string or `{ "content": "..." }`.
+fn special_token(v: &Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("content").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The settings collected from whichever files the folder has, before overrides.
+#[derive(Default)]
+struct Raw {
+    dim: Option<usize>,
+    query_length: Option<usize>,
+    document_length: Option<usize>,
+    query_prefix: Option<String>,
+    document_prefix: Option<String>,
+    do_query_expansion: Option<bool>,
+    attend_to_expansion_tokens: Option<bool>,
+    skiplist_words: Option<Vec<String>>,
+    do_lower_case: Option<bool>,
+    mask_token_id: Option<u32>,
+    pad_token_id: Option<u32>,
+    prompt: Option<String>,
+}
+
+fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
+    let path = dir.join("config_sentence_transformers.json");
+    let Some(st) = read_optional_json(&path)? else {
+        return Ok(false);
+    };
+    raw.query_length = get_usize(&st, "query_length", &path)?;
+    raw.document_length = get_usize(&st, "document_length", &path)?;
+    raw.query_prefix = get_string(&st, "query_prefix", &path)?;
+    raw.document_prefix = get_string(&st, "document_prefix", &path)?;
+    raw.do_query_expansion = get_bool(&st, "do_query_expansion", &path)?;
+    raw.attend_to_expansion_tokens = get_bool(&st, "attend_to_expansion_tokens", &path)?;
+    raw.skiplist_words = get_strings(&st, "skiplist_words", &path)?;
+    if let Some(name) = get_string(&st, "default_prompt_name", &path)? {
+        let prompt = st
+            .get("prompts")
+            .and_then(|p| p.get(&name))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                EncodeError::invalid_file(
+                    &path,
+                    format!("default_prompt_name `{name}` is not in `prompts`"),
+                )
+            })?;
+        raw.prompt = Some(prompt.to_string());
+    }
+
+    let sbert = dir.join("sentence_bert_config.json");
+    if let Some(v) = read_optional_json(&sbert)? {
+        raw.do_lower_case = get_bool(&v, "do_lower_case", &sbert)?;
+    }
+
+    // The embedding width is the out_features of the last Dense module, in modules.json order.
+    let modules_path = dir.join("modules.json");
+    if let Some(modules) = read_optional_json(&modules_path)? {
+        let list = modules
+            .as_array()
+            .ok_or_else(|| EncodeError::invalid_file(&modules_path, "must be a JSON list"))?;
+        for m in list {
+            let ty = m.get("type").and_then(Value::as_str).unwrap_or_default();
+            if ty.ends_with("Dense") {
+                let sub = m.get("path").and_then(Value::as_str).unwrap_or_default();
+                let cfg_path = dir.join(sub).join("config.json");
+                let cfg = read_json(&cfg_path)?;
+                raw.dim = Some(get_usize(&cfg, "out_features", &cfg_path)?.ok_or_else(|| {
+                    EncodeError::invalid_file(&cfg_path, "has no `out_features`")
+                })?);
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn read_onnx_export(dir: &Path, raw: &mut Raw) -> Result<bool> {
+    let path = dir.join("onnx_config.json");
+    let Some(c) = read_optional_json(&path)? else {
+        return Ok(false);
+    };
+    // Values from config_sentence_transformers.json (read first) take precedence.
+    raw.query_length = raw.query_length.or(get_usize(&c, "query_length", &path)?);
+    raw.document_length = raw
+        .document_length
+        .or(get_usize(&c, "document_length", &path)?);
+    raw.query_prefix = raw
+        .query_prefix
+        .take()
+        .or(get_string(&c, "query_prefix", &path)?);
+    raw.document_prefix = raw
+        .document_prefix
+        .take()
+        .or(get_string(&c, "document_prefix", &path)?);
+    raw.do_query_expansion = raw
+        .do_query_expansion
+        .or(get_bool(&c, "do_query_expansion", &path)?);
+    raw.attend_to_expansion_tokens =
+        raw.attend_to_expansion_tokens
+            .or(get_bool(&c, "attend_to_expansion_tokens", &path)?);
+    raw.skiplist_words = raw
+        .skiplist_words
+        .take()
+        .or(get_strings(&c, "skiplist_words", &path)?);
+    raw.do_lower_case = raw.do_lower_case.or(get_bool(&c, "do_lower_case", &path)?);
+    raw.dim = raw.dim.or(get_usize(&c, "embedding_dim", &path)?);
+    raw.mask_token_id = get_usize(&c, "mask_token_id", &path)?.map(|v| v as u32);
+    raw.pad_token_id = get_usize(&c, "pad_token_id", &path)?.map(|v| v as u32);
+    Ok(true)
+}
+
+/// Finds the mask token the way transformers does (tokenizer_config / special_tokens_map), falling
+/// back to the usual spellings in the vocabulary.
+fn find_mask_id(dir: &Path, tok: &Tokenizer) -> Result<Option<u32>> {
+    for file in ["special_tokens_map.json", "tokenizer_config.json"] {
+        if let Some(v) = read_optional_json(&dir.join(file))? {
+            if let Some(t) = special_token(&v, "mask_token") {
+                if let Some(id) = tok.token_to_id(&t) {
+                    return Ok(Some(id));
+                }
+            }
+        }
+    }
+    Ok(["[MASK]", "<mask>"].iter().find_map(|t| tok.token_to_id(t)))
+}
+
+fn find_special(dir: &Path, tok: &Tokenizer, key: &str) -> Result<Option<u32>> {
+    for file in ["special_tokens_map.json", "tokenizer_config.json"] {
+        if let Some(v) = read_optional_json(&dir.join(file))? {
+            if let Some(t) = special_token(&v, key) {
+                if let Some(id) = tok.token_to_id(&t) {
+                    return Ok(Some(id));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn prefix_id(tok: &Tokenizer, prefix: &str, which: &str, path: &Path) -> Result<Option<u32>> {
+    if prefix.is_empty() {
+        return Ok(None);
+    }
+    tok.token_to_id(prefix).map(Some).ok_or_else(|| {
+        EncodeError::invalid_file(
+            path,
+            format!("the {which} prefix {prefix:?} is not a token of this tokenizer; was the model saved by PyLate?"),
+        )
+    })
+}
+
+/// Loads the tokenizer with its stored truncation and padding switched off (PyLate sets them per
+/// call; the Rust crate would otherwise apply whatever `tokenizer.json` carries).
+pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    if !path.is_file() {
+        return Err(EncodeError::ModelNotFound(format!(
+            "{} does not exist",
+            path.display()
+        )));
+    }
+    let mut tok = Tokenizer::from_file(path)
+        .map_err(|e| EncodeError::invalid_file(path, format!("is not a valid tokenizer: {e}")))?;
+    tok.with_padding(None);
+    tok.with_truncation(None)
+        .map_err(|e| EncodeError::invalid_file(path, e.to_string()))?;
+    Ok(tok)
+}
+
+impl ModelFolder {
+    /// Resolves a model folder: its ONNX file for `precision`, its tokenizer and its settings.
+    pub fn open(dir: &Path, precision: Precision, overrides: &ConfigOverrides) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(EncodeError::ModelNotFound(format!(
+                "model folder {} does not exist (expected a PyLate model folder with model.onnx, or a pylate-onnx-export folder)",
+                dir.display()
+            )));
+        }
+        let onnx_path = pick_onnx(dir, precision)?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer = load_tokenizer(&tokenizer_path)?;
+
+        let mut raw = Raw::default();
+        let has_st = read_sentence_transformers(dir, &mut raw)?;
+        let has_export = read_onnx_export(dir, &mut raw)?;
+        if !has_st && !has_export {
+            return Err(EncodeError::ModelNotFound(format!(
+                "{} has neither config_sentence_transformers.json nor onnx_config.json; export the model with tools/export_onnx.py",
+                dir.display()
+            )));
+        }
+        let config = resolve(dir, &tokenizer, raw, overrides)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            onnx_path,
+            tokenizer,
+            config,
+        })
+    }
+}
+
+fn pick_onnx(dir: &Path, precision: Precision) -> Result<PathBuf> {
+    let fp32 = dir.join("model.onnx");
+    let int8 = dir.join("model_int8.onnx");
+    let pick = match precision {
+        Precision::Fp32 => fp32,
+        Precision::Int8 => int8,
+        Precision::Auto if fp32.is_file() => fp32,
+        Precision::Auto => int8,
+    };
+    if pick.is_file() {
+        Ok(pick)
+    } else {
+        Err(EncodeError::ModelNotFound(format!(
+            "{} does not exist; export the model to ONNX with tools/export_onnx.py{}",
+            pick.display(),
+            if precision == Precision::Int8 {
+                " (it writes model_int8.onnx too)"
+            } else {
+                ""
+            }
+        )))
+    }
+}
+
+fn resolve(dir: &Path, tok: &Tokenizer, raw: Raw, o: &ConfigOverrides) -> Result<ModelConfig> {
+    let tok_path = dir.join("tokenizer.json");
+    let query_prefix = o
+        .query_prefix
+        .clone()
+        .or(raw.query_prefix)
+        .unwrap_or_else(|| "[Q] ".into());
+    let document_prefix = o
+        .document_prefix
+        .clone()
+        .or(raw.document_prefix)
+        .unwrap_or_else(|| "[D] ".into());
+    let query_prefix_id = prefix_id(tok, &query_prefix, "query", &tok_path)?;
+    let document_prefix_id = prefix_id(tok, &document_prefix, "document", &tok_path)?;
+
+    let mask = match raw.mask_token_id {
+        Some(id) => Some(id),
+        None => find_mask_id(dir, tok)?,
+    };
+    // PyLate: pad_token_id = mask id; without a mask token, EOS; failing that, the existing pad.
+    let pad = match (raw.pad_token_id, mask) {
+        (Some(p), _) => Some(p),
+        (None, Some(m)) => Some(m),
+        (None, None) => match find_special(dir, tok, "eos_token")? {
+            Some(e) => Some(e),
+            None => find_special(dir, tok, "pad_token")?,
+        },
+    };
+    let pad_token_id = pad.ok_or_else(|| {
+        EncodeError::invalid_file(
+            &tok_path,
+            "has no mask, EOS or pad token to pad sequences with",
+        )
+    })?;
+    let mask_token_id = mask.unwrap_or(pad_token_id);
+
+    let skiplist_words = o
+        .skiplist_words
+        .clone()
+        .or(raw.skiplist_words)
+        .unwrap_or_else(|| DEFAULT_SKIPLIST.chars().map(String::from).collect());
+    // Python's convert_tokens_to_ids maps an unknown word to the unk id.
+    let unk = find_special(dir, tok, "unk_token")?;
+    let mut skiplist_ids: Vec<u32> = skiplist_words
+        .iter()
+        .filter_map(|w| tok.token_to_id(w).or(unk))
+        .collect();
+    skiplist_ids.sort_unstable();
+    skiplist_ids.dedup();
+
+    let do_query_expansion = o
+        .do_query_expansion
+        .or(raw.do_query_expansion)
+        .unwrap_or(true);
+    // PyLate forces attend_to_expansion_tokens off without query expansion.
+    let attend_to_expansion_tokens = do_query_expansion
+        && o.attend_to_expansion_tokens
+            .or(raw.attend_to_expansion_tokens)
+            .unwrap_or(false);
+
+    let query_length = o.query_length.or(raw.query_length).unwrap_or(32);
+    let document_length = o.document_length.or(raw.document_length).unwrap_or(180);
+    let min_len = 2 + usize::from(query_prefix_id.is_some());
+    if query_length <= min_len || document_length <= 2 + usize::from(document_prefix_id.is_some()) {
+        return Err(EncodeError::InvalidArgument(format!(
+            "queryLength ({query_length}) and documentLength ({document_length}) must leave room for at least one token besides CLS, the prefix and SEP"
+        )));
+    }
+    let dim = raw.dim.unwrap_or(0);
+    Ok(ModelConfig {
+        dim,
+        query_length,
+        document_length,
+        query_prefix,
+        document_prefix,
+        query_prefix_id,
+        document_prefix_id,
+        do_query_expansion,
+        attend_to_expansion_tokens,
+        skiplist_words,
+        skiplist_ids,
+        do_lower_case: o.do_lower_case.or(raw.do_lower_case).unwrap_or(false),
+        mask_token_id,
+        pad_token_id,
+        prompt: raw.prompt.unwrap_or_default(),
+    })
+}

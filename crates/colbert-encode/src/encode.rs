@@ -1,0 +1,444 @@
+//! The encoder: texts in, token embeddings out, in input order.
+//!
+//! A call is split into batches of texts sorted by length (long first, as PyLate does), so that
+//! padding is small; each batch is tokenized, run through ONNX Runtime, stripped of the rows PyLate
+//! drops, L2-normalised per token, and written back to its texts' places. Batches are scheduled on
+//! the shared thread budget ([`crate::schedule`]); a call keeps at most as many batches queued as it
+//! can run at once, so concurrent calls interleave instead of queueing behind each other.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+use colbert_embeddings::{normalize_rows, Embeddings};
+use ort::session::{RunOptions, Session};
+
+use crate::config::{ConfigOverrides, ModelConfig, ModelFolder, Precision};
+use crate::error::{EncodeError, Result};
+use crate::schedule;
+use crate::session::{self, BatchInputs, ExecutionProvider, GraphIo};
+use crate::tokenize::{Kind, TextTokenizer, Tokenized};
+
+/// How to load a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub precision: Precision,
+    pub execution_provider: ExecutionProvider,
+    /// Intra-op threads of each inference; `None` means the whole budget.
+    pub threads: Option<usize>,
+    pub overrides: ConfigOverrides,
+}
+
+/// A loaded ColBERT model.
+pub struct Encoder {
+    config: ModelConfig,
+    tokenizer: TextTokenizer,
+    onnx_path: std::path::PathBuf,
+    io: GraphIo,
+    threads: usize,
+    provider: ExecutionProvider,
+    warning: Option<String>,
+    /// Idle sessions; at most `max_sessions` exist, created on demand.
+    sessions: Mutex<Vec<Session>>,
+    created: AtomicUsize,
+    max_sessions: usize,
+}
+
+/// Cancels calls in flight: queued batches are skipped and running inference is terminated.
+#[derive(Clone, Default)]
+pub struct CancelToken {
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    running: Mutex<Vec<Arc<RunOptions>>>,
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+        for r in self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            // Terminating a run that already finished is harmless.
+            let _ = r.terminate();
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+/// Progress of one call: texts done so far, out of the total.
+pub type ProgressFn = Arc<dyn Fn(usize, usize) + Send + Sync>;
+/// Receives the result of one call, exactly once.
+pub type DoneFn = Box<dyn FnOnce(Result<Embeddings>) + Send>;
+
+/// One encode call.
+pub struct EncodeRequest {
+    pub texts: Vec<String>,
+    pub kind: Kind,
+    pub batch_size: usize,
+    pub cancel: CancelToken,
+    pub progress: Option<ProgressFn>,
+}
+
+impl Encoder {
+    /// Loads a model folder (see [`crate::config`]) on the loaded ONNX Runtime.
+    pub fn load(dir: &Path, options: &LoadOptions) -> Result<Self> {
+        let folder = ModelFolder::open(dir, options.precision, &options.overrides)?;
+        let budget = schedule::budget();
+        let threads = options.threads.unwrap_or(budget).clamp(1, budget);
+        let first = session::load(&folder.onnx_path, threads, options.execution_provider)?;
+        let io = session::inspect(&first.session, &folder.onnx_path)?;
+        let mut config = folder.config;
+        match (config.dim, io.output_dim) {
+            (0, Some(d)) => config.dim = d,
+            (c, Some(d)) if c != d => return Err(EncodeError::ModelInvalid(format!(
+                "{}: the graph outputs {d}-dim embeddings but the model's Dense config says {c}",
+                folder.onnx_path.display()
+            ))),
+            _ => {}
+        }
+        let tokenizer = TextTokenizer::new(&folder.tokenizer, &config)?;
+        let max_sessions = if first.provider == ExecutionProvider::Cuda {
+            1
+        } else {
+            (budget / threads).max(1)
+        };
+        Ok(Self {
+            config,
+            tokenizer,
+            onnx_path: folder.onnx_path,
+            io,
+            threads,
+            provider: first.provider,
+            warning: first.warning,
+            sessions: Mutex::new(vec![first.session]),
+            created: AtomicUsize::new(1),
+            max_sessions,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The ONNX file in use.
+    pub fn onnx_path(&self) -> &Path {
+        &self.onnx_path
+    }
+
+    /// Intra-op threads per inference.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The execution provider the model really runs on.
+    pub fn provider(&self) -> ExecutionProvider {
+        self.provider
+    }
+
+    /// Why the requested execution provider was not used, if it was not.
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+
+    /// Tokenizes one text as the encoder would (for inspection and tests).
+    pub fn tokenize(&self, text: &str, kind: Kind) -> Result<Tokenized> {
+        self.tokenizer.tokenize(text, kind)
+    }
+
+    /// Encodes texts and blocks until done.
+    pub fn encode(
+        self: &Arc<Self>,
+        texts: Vec<String>,
+        kind: Kind,
+        batch_size: usize,
+    ) -> Result<Embeddings> {
+        let (tx, rx) = mpsc::channel();
+        self.encode_async(
+            EncodeRequest {
+                texts,
+                kind,
+                batch_size,
+                cancel: CancelToken::new(),
+                progress: None,
+            },
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv()
+            .unwrap_or_else(|_| Err(EncodeError::Internal("the encode call was dropped".into())))
+    }
+
+    /// Starts encoding on the shared thread budget; `done` receives the result exactly once, on a
+    /// worker thread.
+    pub fn encode_async(self: &Arc<Self>, request: EncodeRequest, done: DoneFn) {
+        let EncodeRequest {
+            texts,
+            kind,
+            batch_size,
+            cancel,
+            progress,
+        } = request;
+        if batch_size == 0 {
+            done(Err(EncodeError::InvalidArgument(
+                "batchSize must be at least 1".into(),
+            )));
+            return;
+        }
+        if cancel.is_cancelled() {
+            done(Err(EncodeError::Aborted));
+            return;
+        }
+        let n = texts.len();
+        if n == 0 {
+            done(Ok(Embeddings::from_items(self.config.dim, Vec::new())));
+            return;
+        }
+        // Longest first, as PyLate sorts (by character count); ties keep input order.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].chars().count()));
+        let batches: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+        let parallel = self.max_sessions.min(batches.len());
+        let job = Arc::new(Job {
+            encoder: Arc::clone(self),
+            texts,
+            kind,
+            batches,
+            next: AtomicUsize::new(parallel),
+            in_flight: AtomicUsize::new(parallel),
+            results: Mutex::new(vec![Vec::new(); n]),
+            done_texts: AtomicUsize::new(0),
+            error: Mutex::new(None),
+            cancel,
+            progress,
+            done: Mutex::new(Some(done)),
+        });
+        for b in 0..parallel {
+            let job = Arc::clone(&job);
+            schedule::submit(move || job.run_batch(b));
+        }
+    }
+
+    fn take_session(&self) -> Result<Session> {
+        if let Some(s) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+        {
+            return Ok(s);
+        }
+        // Only as many sessions as can run at once are ever created.
+        self.created.fetch_add(1, Ordering::SeqCst);
+        match session::load(&self.onnx_path, self.threads, self.provider) {
+            Ok(s) => Ok(s.session),
+            Err(e) => {
+                self.created.fetch_sub(1, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    fn return_session(&self, s: Session) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(s);
+    }
+
+    /// Tokenizes, runs and post-processes one batch; returns each text's rows.
+    fn encode_batch(
+        &self,
+        texts: &[&str],
+        kind: Kind,
+        cancel: &CancelToken,
+    ) -> Result<Vec<Vec<f32>>> {
+        let toks = texts
+            .iter()
+            .map(|t| self.tokenizer.tokenize(t, kind))
+            .collect::<Result<Vec<_>>>()?;
+        let sequence = toks.iter().map(|t| t.input_ids.len()).max().unwrap_or(0);
+        let batch = toks.len();
+        let mut inputs = BatchInputs {
+            batch,
+            sequence,
+            input_ids: vec![i64::from(self.config.pad_token_id); batch * sequence],
+            attention_mask: vec![0; batch * sequence],
+            token_type_ids: vec![0; batch * sequence],
+        };
+        for (b, t) in toks.iter().enumerate() {
+            let row = b * sequence;
+            for (j, ((&id, &m), &ty)) in t
+                .input_ids
+                .iter()
+                .zip(&t.attention_mask)
+                .zip(&t.token_type_ids)
+                .enumerate()
+            {
+                inputs.input_ids[row + j] = i64::from(id);
+                inputs.attention_mask[row + j] = i64::from(m);
+                inputs.token_type_ids[row + j] = i64::from(ty);
+            }
+        }
+
+        let run_options = Arc::new(
+            RunOptions::new()
+                .map_err(|e| EncodeError::Inference(format!("cannot create run options: {e}")))?,
+        );
+        cancel
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&run_options));
+        // A cancel that raced with registration must still stop this run.
+        if cancel.is_cancelled() {
+            let _ = run_options.terminate();
+        }
+        let mut session = self.take_session();
+        let out = session
+            .as_mut()
+            .map_err(|e| EncodeError::Inference(e.to_string()))
+            .and_then(|s| session::run(s, &self.io, &inputs, &run_options));
+        if let Ok(s) = session {
+            self.return_session(s);
+        }
+        cancel
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|r| !Arc::ptr_eq(r, &run_options));
+        if cancel.is_cancelled() {
+            return Err(EncodeError::Aborted);
+        }
+        let (out, dim) = out?;
+        if dim != self.config.dim {
+            return Err(EncodeError::Inference(format!(
+                "the model returned {dim}-dim embeddings, expected {}",
+                self.config.dim
+            )));
+        }
+
+        let mut items = Vec::with_capacity(batch);
+        for (b, t) in toks.iter().enumerate() {
+            let kept = t.keep.iter().filter(|&&k| k).count();
+            let mut rows = Vec::with_capacity(kept * dim);
+            for (j, _) in t.keep.iter().enumerate().filter(|(_, &k)| k) {
+                let at = (b * sequence + j) * dim;
+                rows.extend_from_slice(&out[at..at + dim]);
+            }
+            normalize_rows(dim, &mut rows);
+            items.push(rows);
+        }
+        Ok(items)
+    }
+}
+
+struct Job {
+    encoder: Arc<Encoder>,
+    texts: Vec<String>,
+    kind: Kind,
+    batches: Vec<Vec<usize>>,
+    next: AtomicUsize,
+    in_flight: AtomicUsize,
+    results: Mutex<Vec<Vec<f32>>>,
+    done_texts: AtomicUsize,
+    error: Mutex<Option<EncodeError>>,
+    cancel: CancelToken,
+    progress: Option<ProgressFn>,
+    done: Mutex<Option<DoneFn>>,
+}
+
+impl Job {
+    fn failed(&self) -> bool {
+        self.error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    fn fail(&self, e: EncodeError) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+
+    fn run_batch(self: Arc<Self>, b: usize) {
+        if self.cancel.is_cancelled() {
+            self.fail(EncodeError::Aborted);
+        }
+        if !self.failed() {
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let _permit = schedule::acquire(self.encoder.threads);
+                if self.cancel.is_cancelled() {
+                    return Err(EncodeError::Aborted);
+                }
+                let idx = &self.batches[b];
+                let texts: Vec<&str> = idx.iter().map(|&i| self.texts[i].as_str()).collect();
+                self.encoder.encode_batch(&texts, self.kind, &self.cancel)
+            }))
+            .unwrap_or_else(|_| Err(EncodeError::Internal("a batch panicked".into())));
+            match outcome {
+                Ok(items) => {
+                    let mut results = self.results.lock().unwrap_or_else(|p| p.into_inner());
+                    for (&i, rows) in self.batches[b].iter().zip(items) {
+                        results[i] = rows;
+                    }
+                    drop(results);
+                    let done = self
+                        .done_texts
+                        .fetch_add(self.batches[b].len(), Ordering::SeqCst)
+                        + self.batches[b].len();
+                    if let Some(p) = &self.progress {
+                        let total = self.texts.len();
+                        // A progress callback must never break the call.
+                        let _ = catch_unwind(AssertUnwindSafe(|| p(done, total)));
+                    }
+                }
+                Err(e) => self.fail(e),
+            }
+        }
+        // Hand the worker on to this call's next batch, or finish.
+        if !self.failed() {
+            let next = self.next.fetch_add(1, Ordering::SeqCst);
+            if next < self.batches.len() {
+                let job = Arc::clone(&self);
+                schedule::submit(move || job.run_batch(next));
+                return;
+            }
+        }
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.finish();
+        }
+    }
+
+    fn finish(&self) {
+        let Some(done) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            done(Err(e));
+            return;
+        }
+        let items = std::mem::take(&mut *self.results.lock().unwrap_or_else(|p| p.into_inner()));
+        done(Ok(Embeddings::from_items(self.encoder.config.dim, items)))
+    }
+}

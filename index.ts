@@ -1,0 +1,9 @@
+// The public entry of `colbert`. Everything users import is exported here.
+export { ColBERT } from './src/model'
+export type { ColBERTConfig, ColBERTOptions, EncodeOptions, EncodeProgress, ExecutionProvider, Tokenized } from './src/model'
+export { maxsim, count, item } from './src/embeddings'
+export type { Embeddings } from './src/embeddings'
+export { ColbertError } from './src/errors'
+export type { ColbertErrorCode } from './src/errors'
+export { loadRuntime, runtimeInfo, threadBudget } from './src/runtime'
+export type { RuntimeInfo } from './src/runtime'

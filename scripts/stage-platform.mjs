@@ -1,0 +1,53 @@
+// Stages this machine's platform package in npm/<platform>/: the built addon and the ONNX Runtime
+// library from the pinned onnxruntime-node, plus ONNX Runtime's licence notice. Release CI runs it
+// on each target; the package test runs it for the host.
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+const require = createRequire(import.meta.url)
+const PLATFORM = {
+  'linux-x64': ['linux-x64-gnu', 'libonnxruntime.so.1'],
+  'linux-arm64': ['linux-arm64-gnu', 'libonnxruntime.so.1'],
+  'darwin-arm64': ['darwin-arm64', 'libonnxruntime.1.dylib'],
+  'win32-x64': ['win32-x64-msvc', 'onnxruntime.dll'],
+  'win32-arm64': ['win32-arm64-msvc', 'onnxruntime.dll'],
+}[`${process.platform}-${process.arch}`]
+if (!PLATFORM) throw new Error(`no platform package for ${process.platform}-${process.arch}`)
+const [name, lib] = PLATFORM
+const dir = path.join(root, 'npm', name)
+const addon = path.join(root, `colbert.${name}.node`)
+if (!fs.existsSync(addon)) throw new Error(`${addon} is missing: run npm run build first`)
+const ortDir = path.dirname(require.resolve('onnxruntime-node/package.json'))
+const ortVersion = JSON.parse(fs.readFileSync(path.join(ortDir, 'package.json'), 'utf8')).version
+fs.copyFileSync(addon, path.join(dir, `colbert.${name}.node`))
+fs.copyFileSync(path.join(ortDir, 'bin', 'napi-v6', process.platform, process.arch, lib), path.join(dir, lib))
+fs.writeFileSync(
+  path.join(dir, 'ThirdPartyNotices.txt'),
+  `${lib} is ONNX Runtime ${ortVersion} (https://onnxruntime.ai), copied unmodified from the npm package onnxruntime-node@${ortVersion}.
+
+MIT License
+
+Copyright (c) Microsoft Corporation
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+`,
+)
+console.log(`staged npm/${name}: colbert.${name}.node + ${lib} (ONNX Runtime ${ortVersion})`)

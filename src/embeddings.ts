@@ -1,0 +1,57 @@
+// Token-embedding batches and exact MaxSim.
+import { callNative, invalidArgument } from './errors'
+import { native } from './native'
+
+/**
+ * A batch of multi-vectors (one per text): item `i` is rows `offsets[i]..offsets[i+1]` of `data`,
+ * row-major with `dim` floats per row. This is what `ColBERT.encode` returns.
+ */
+export interface Embeddings {
+  readonly dim: number
+  readonly offsets: Uint32Array
+  readonly data: Float32Array
+}
+
+/** Checks that a value is shaped like `Embeddings` (the native layer checks the contents). */
+export function assertEmbeddings(value: unknown, name: string): asserts value is Embeddings {
+  const e = value as Partial<Embeddings> | null
+  if (
+    !e ||
+    typeof e !== 'object' ||
+    !Number.isInteger(e.dim) ||
+    (e.dim as number) < 1 ||
+    !(e.offsets instanceof Uint32Array) ||
+    !(e.data instanceof Float32Array)
+  ) {
+    throw invalidArgument(
+      `${name} must be Embeddings: { dim: positive integer, offsets: Uint32Array, data: Float32Array }`,
+    )
+  }
+}
+
+/** Number of items (texts) in a batch. */
+export function count(embeddings: Embeddings): number {
+  return Math.max(0, embeddings.offsets.length - 1)
+}
+
+/** The token rows of item `i`, as a view (no copy). */
+export function item(embeddings: Embeddings, i: number): Float32Array {
+  const { dim, offsets, data } = embeddings
+  if (!Number.isInteger(i) || i < 0 || i >= count(embeddings)) {
+    throw invalidArgument(`item index ${i} is out of range (0..${count(embeddings) - 1})`)
+  }
+  return data.subarray(offsets[i] * dim, offsets[i + 1] * dim)
+}
+
+/**
+ * Exact MaxSim of every query against every document, over real tokens: for each query token the
+ * best dot product with any document token, summed. Returns a row-major
+ * `nQueries × nDocuments` matrix.
+ */
+export function maxsim(queries: Embeddings, documents: Embeddings): Float32Array {
+  assertEmbeddings(queries, 'queries')
+  assertEmbeddings(documents, 'documents')
+  return callNative(() =>
+    native.maxsim(queries.dim, queries.offsets, queries.data, documents.dim, documents.offsets, documents.data),
+  )
+}

@@ -1,0 +1,60 @@
+/** Stable codes carried by every error this package throws. */
+export type ColbertErrorCode =
+  | 'MODEL_NOT_FOUND'
+  | 'MODEL_INVALID'
+  | 'ORT_LOAD_FAILED'
+  | 'INVALID_ARGUMENT'
+  | 'TOKENIZE_FAILED'
+  | 'INFERENCE_FAILED'
+  | 'ABORTED'
+  | 'CLOSED'
+  | 'INTERNAL'
+
+const CODES = new Set<string>([
+  'MODEL_NOT_FOUND',
+  'MODEL_INVALID',
+  'ORT_LOAD_FAILED',
+  'INVALID_ARGUMENT',
+  'TOKENIZE_FAILED',
+  'INFERENCE_FAILED',
+  'ABORTED',
+  'CLOSED',
+  'INTERNAL',
+])
+
+/** An error from `colbert`: `code` is stable across versions, `message` says what to do. */
+export class ColbertError extends Error {
+  readonly code: ColbertErrorCode
+
+  constructor(code: ColbertErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ColbertError'
+    this.code = code
+  }
+}
+
+/** Converts an error from the native layer (`CODE: message`) into a `ColbertError`. */
+export function fromNative(error: unknown): ColbertError {
+  if (error instanceof ColbertError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  const m = /^([A-Z][A-Z0-9_]*): ([\s\S]*)$/.exec(message)
+  if (m && CODES.has(m[1])) return new ColbertError(m[1] as ColbertErrorCode, m[2], { cause: error })
+  return new ColbertError('INTERNAL', message, { cause: error })
+}
+
+/** Runs a native call and rethrows its error as a `ColbertError`. */
+export function callNative<T>(fn: () => T): T {
+  try {
+    return fn()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
+
+export function invalidArgument(message: string): ColbertError {
+  return new ColbertError('INVALID_ARGUMENT', message)
+}
+
+export function abortError(signal?: AbortSignal): ColbertError {
+  return new ColbertError('ABORTED', 'the operation was aborted', { cause: signal?.reason })
+}

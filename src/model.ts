@@ -1,0 +1,246 @@
+// The ColBERT encoder: model loading and text → token embeddings.
+import path from 'node:path'
+
+import { abortError, callNative, ColbertError, fromNative, invalidArgument } from './errors'
+import type { Embeddings } from './embeddings'
+import { native, type Native } from './native'
+import { loadRuntime } from './runtime'
+
+export type ExecutionProvider = 'cpu' | 'cuda'
+
+/** Options of `ColBERT.fromPretrained`. Settings left out come from the model folder. */
+export interface ColBERTOptions {
+  /** Where inference runs. `'cuda'` falls back to CPU with a warning when CUDA is unavailable. */
+  executionProvider?: ExecutionProvider
+  /** Intra-op threads per inference (default: the whole thread budget, see `threadBudget()`). */
+  threads?: number
+  /** `true`: `model_int8.onnx`; `false`: `model.onnx`; default: `model.onnx` when present. */
+  quantized?: boolean
+  /** Total query length, CLS, prefix, SEP and expansion tokens included. */
+  queryLength?: number
+  /** Maximum document length, CLS, prefix and SEP included. */
+  documentLength?: number
+  queryPrefix?: string
+  documentPrefix?: string
+  /** Pad queries with mask tokens to `queryLength` and keep every position. */
+  doQueryExpansion?: boolean
+  /** Let real tokens attend to the expansion tokens. */
+  attendToExpansionTokens?: boolean
+  /** Tokens removed from document embeddings (default: ASCII punctuation). */
+  skiplistWords?: string[]
+  /** Lowercase texts (Python `str.lower()`) before tokenizing. */
+  doLowerCase?: boolean
+  /** Absolute path of the ONNX Runtime library (see README for the lookup order). */
+  ortLibraryPath?: string
+}
+
+/** The settings a model runs with. */
+export interface ColBERTConfig {
+  readonly dim: number
+  readonly queryLength: number
+  readonly documentLength: number
+  readonly queryPrefix: string
+  readonly documentPrefix: string
+  readonly queryPrefixId: number | null
+  readonly documentPrefixId: number | null
+  readonly doQueryExpansion: boolean
+  readonly attendToExpansionTokens: boolean
+  readonly skiplistWords: readonly string[]
+  readonly skiplistIds: readonly number[]
+  readonly doLowerCase: boolean
+  readonly maskTokenId: number
+  readonly padTokenId: number
+  /** Text prepended to every input (sentence-transformers' default prompt), usually empty. */
+  readonly prompt: string
+}
+
+export interface EncodeProgress {
+  /** Texts encoded so far. */
+  done: number
+  total: number
+}
+
+export interface EncodeOptions {
+  /** Encode as queries (prefix `[Q] `, mask-token expansion) or documents. Default `true`, as in PyLate. */
+  isQuery?: boolean
+  /** Texts per inference batch (default 32). */
+  batchSize?: number
+  signal?: AbortSignal
+  /** Called after each batch. A callback that throws is reported as a warning and ignored. */
+  onProgress?: (progress: EncodeProgress) => void
+}
+
+/** One tokenized text, as the encoder feeds it to the model. */
+export interface Tokenized {
+  inputIds: number[]
+  attentionMask: number[]
+  tokenTypeIds: number[]
+  /** Which positions become output rows. */
+  keep: boolean[]
+}
+
+const OPTION_KEYS = new Set([
+  'executionProvider',
+  'threads',
+  'quantized',
+  'queryLength',
+  'documentLength',
+  'queryPrefix',
+  'documentPrefix',
+  'doQueryExpansion',
+  'attendToExpansionTokens',
+  'skiplistWords',
+  'doLowerCase',
+  'ortLibraryPath',
+])
+
+function positiveInt(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined
+  if (!Number.isInteger(value) || (value as number) < 1) {
+    throw invalidArgument(`${name} must be a positive integer, got ${String(value)}`)
+  }
+  return value as number
+}
+
+function optionalType<T>(value: unknown, type: string, name: string): T | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== type) throw invalidArgument(`${name} must be a ${type}, got ${typeof value}`)
+  return value as T
+}
+
+function checkTexts(texts: unknown): string[] {
+  if (!Array.isArray(texts)) throw invalidArgument('texts must be an array of strings')
+  for (let i = 0; i < texts.length; i++) {
+    if (typeof texts[i] !== 'string') {
+      throw invalidArgument(`texts[${i}] must be a string, got ${texts[i] === null ? 'null' : typeof texts[i]}`)
+    }
+  }
+  return texts as string[]
+}
+
+function guardProgress(onProgress?: (p: EncodeProgress) => void) {
+  if (onProgress === undefined) return undefined
+  if (typeof onProgress !== 'function') throw invalidArgument('onProgress must be a function')
+  let warned = false
+  // The native side calls back with (done, total); accept a [done, total] pair as well.
+  return (arg: [number, number] | number, second?: number) => {
+    const [done, total] = Array.isArray(arg) ? arg : [arg, second ?? 0]
+    try {
+      onProgress({ done, total })
+    } catch (e) {
+      if (!warned) {
+        warned = true
+        process.emitWarning(`onProgress threw and was ignored: ${e instanceof Error ? e.message : String(e)}`, {
+          code: 'COLBERT_PROGRESS_CALLBACK',
+        })
+      }
+    }
+  }
+}
+
+/** A ColBERT model: encodes queries and documents into normalised token embeddings, as PyLate does. */
+export class ColBERT {
+  /** The settings in force (folder values with option overrides applied). */
+  readonly config: ColBERTConfig
+  /** The provider inference really runs on (`'cpu'` after a CUDA fallback). */
+  readonly executionProvider: ExecutionProvider
+  /** The ONNX file in use. */
+  readonly onnxPath: string
+  /** Intra-op threads per inference. */
+  readonly threads: number
+
+  readonly #native: Native.NativeModel
+
+  private constructor(model: Native.NativeModel) {
+    this.#native = model
+    this.config = Object.freeze({ ...model.config, queryPrefixId: model.config.queryPrefixId ?? null, documentPrefixId: model.config.documentPrefixId ?? null })
+    const info = model.info
+    this.executionProvider = info.executionProvider as ExecutionProvider
+    this.onnxPath = info.onnxPath
+    this.threads = info.threads
+  }
+
+  /**
+   * Loads a model folder: a PyLate model folder with `model.onnx` (from `tools/export_onnx.py`),
+   * or a `pylate-onnx-export` folder (`onnx_config.json`).
+   */
+  static async fromPretrained(dir: string, options: ColBERTOptions = {}): Promise<ColBERT> {
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('the model path must be a non-empty string')
+    if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object')
+    for (const key of Object.keys(options)) {
+      if (!OPTION_KEYS.has(key)) throw invalidArgument(`unknown option ${JSON.stringify(key)}`)
+    }
+    const ep = options.executionProvider
+    if (ep !== undefined && ep !== 'cpu' && ep !== 'cuda') {
+      throw invalidArgument(`executionProvider must be 'cpu' or 'cuda', got ${JSON.stringify(ep)}`)
+    }
+    const skiplistWords = options.skiplistWords
+    if (skiplistWords !== undefined && (!Array.isArray(skiplistWords) || skiplistWords.some((w) => typeof w !== 'string'))) {
+      throw invalidArgument('skiplistWords must be an array of strings')
+    }
+    const nativeOptions: Native.NativeLoadOptions = {
+      executionProvider: ep,
+      threads: positiveInt(options.threads, 'threads'),
+      quantized: optionalType<boolean>(options.quantized, 'boolean', 'quantized'),
+      queryLength: positiveInt(options.queryLength, 'queryLength'),
+      documentLength: positiveInt(options.documentLength, 'documentLength'),
+      queryPrefix: optionalType<string>(options.queryPrefix, 'string', 'queryPrefix'),
+      documentPrefix: optionalType<string>(options.documentPrefix, 'string', 'documentPrefix'),
+      doQueryExpansion: optionalType<boolean>(options.doQueryExpansion, 'boolean', 'doQueryExpansion'),
+      attendToExpansionTokens: optionalType<boolean>(options.attendToExpansionTokens, 'boolean', 'attendToExpansionTokens'),
+      skiplistWords,
+      doLowerCase: optionalType<boolean>(options.doLowerCase, 'boolean', 'doLowerCase'),
+    }
+    loadRuntime(optionalType<string>(options.ortLibraryPath, 'string', 'ortLibraryPath'))
+    let model: Native.NativeModel
+    try {
+      model = await native.loadModel(path.resolve(dir), nativeOptions)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    const warning = model.info.warning
+    if (warning) process.emitWarning(warning, { code: 'COLBERT_EXECUTION_PROVIDER_FALLBACK' })
+    return new ColBERT(model)
+  }
+
+  /**
+   * Encodes texts into token embeddings, in input order. Queries have exactly `queryLength` rows
+   * when query expansion is on; documents lose padding and skiplisted tokens. Runs off the event
+   * loop on the shared thread budget.
+   */
+  async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
+    const list = checkTexts(texts)
+    const isQuery = optionalType<boolean>(options.isQuery, 'boolean', 'isQuery') ?? true
+    const batchSize = positiveInt(options.batchSize, 'batchSize') ?? 32
+    const { signal } = options
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('signal must be an AbortSignal')
+    const progress = guardProgress(options.onProgress)
+    if (signal?.aborted) throw abortError(signal)
+    const token = new native.CancelToken()
+    const onAbort = () => token.cancel()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      const out = await this.#native.encode(list, isQuery, batchSize, token, progress)
+      return { dim: out.dim, offsets: out.offsets, data: out.data }
+    } catch (e) {
+      const err = fromNative(e)
+      if (err.code === 'ABORTED') throw abortError(signal)
+      throw err
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Tokenizes one text exactly as `encode` does, without running the model. */
+  tokenize(text: string, options: { isQuery?: boolean } = {}): Tokenized {
+    if (typeof text !== 'string') throw invalidArgument('text must be a string')
+    const isQuery = optionalType<boolean>(options.isQuery, 'boolean', 'isQuery') ?? true
+    return callNative(() => this.#native.tokenize(text, isQuery))
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `ColBERT { dim: ${this.config.dim}, queryLength: ${this.config.queryLength}, documentLength: ${this.config.documentLength}, executionProvider: '${this.executionProvider}', onnx: '${this.onnxPath}' }`
+  }
+}
+
+export { ColbertError }
