@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads'
 
 import test from 'ava'
 
-import { ColBERT, threadBudget } from '../index'
+import { ColBERT, threadBudget, type Embeddings } from '../index'
 import { compareRows, FIXTURES, ROOT, rowsOf } from './helpers'
 
 const MODEL = path.join(FIXTURES, 'tiny-modernbert')
@@ -13,7 +13,7 @@ const TEXTS = Array.from({ length: 40 }, (_, i) => `text ${i}: ${'the quick brow
 
 test('concurrent encodes on one model equal sequential ones', async (t) => {
   const model = await ColBERT.fromPretrained(MODEL, { threads: 1 })
-  const sequential = []
+  const sequential: Embeddings[] = []
   for (let i = 0; i < 8; i++) sequential.push(await model.encode(TEXTS.slice(i * 5, i * 5 + 5), { isQuery: i % 2 === 0 }))
   const concurrent = await Promise.all(
     Array.from({ length: 8 }, (_, i) => model.encode(TEXTS.slice(i * 5, i * 5 + 5), { isQuery: i % 2 === 0, batchSize: 2 })),

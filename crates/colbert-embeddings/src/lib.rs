@@ -122,7 +122,7 @@ pub fn validate(dim: usize, offsets: &[u32], data: &[f32]) -> Result<(), Embeddi
             offsets[0]
         )));
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return Err(EmbeddingsError::Shape(format!(
             "data length {} is not a multiple of dim {dim}",
             data.len()

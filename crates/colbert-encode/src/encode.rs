@@ -106,10 +106,12 @@ impl Encoder {
         let mut config = folder.config;
         match (config.dim, io.output_dim) {
             (0, Some(d)) => config.dim = d,
-            (c, Some(d)) if c != d => return Err(EncodeError::ModelInvalid(format!(
+            (c, Some(d)) if c != d => {
+                return Err(EncodeError::ModelInvalid(format!(
                 "{}: the graph outputs {d}-dim embeddings but the model's Dense config says {c}",
                 folder.onnx_path.display()
-            ))),
+            )))
+            }
             _ => {}
         }
         let tokenizer = TextTokenizer::new(&folder.tokenizer, &config)?;

@@ -285,6 +285,7 @@ impl NativeModel {
     /// Encodes texts on the shared thread budget. `onProgress(done, total)` is called after each
     /// batch; it must not throw (the TypeScript layer guards it).
     #[napi(catch_unwind, ts_return_type = "Promise<NativeEmbeddings>")]
+    #[allow(clippy::type_complexity)]
     pub fn encode<'env>(
         &self,
         env: &'env Env,
