@@ -1,6 +1,7 @@
 // The main job, offline: encode this repository's own documentation with the bundled stand-in
 // model and answer sample questions by exact MaxSim, printing ids, scores and snippets.
-// Usage: npm run demo [-- "your question" ...]
+// Usage: npm run demo [-- "your question" ...]. The stand-in model was never trained with query
+// expansion, so the demo encodes queries without it (EXPANSION=1 turns it back on).
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
@@ -28,7 +29,7 @@ for (const file of ['README.md', 'ARCHITECTURE.md', 'BENCHMARKS.md']) {
 }
 
 const started = performance.now()
-const model = await ColBERT.fromPretrained(path.join(root, 'models', 'minilm-colbert'))
+const model = await ColBERT.fromPretrained(path.join(root, 'models', 'minilm-colbert'), { doQueryExpansion: process.env.EXPANSION === '1' })
 const d = await model.encode(
   docs.map((x) => x.text),
   { isQuery: false, onProgress: ({ done, total }) => process.stderr.write(`\rencoding documents ${done}/${total}`) },

@@ -24,8 +24,9 @@ Models:
   tiny-modernbert  ModernBERT (hidden 64, 3 layers: layer 0 global, 1-2 local with
                    local_attention=128), trained byte-level BPE (add_prefix_space=False,
                    NFC), Dense 64->32 no bias, query_length 32, document_length 256.
-  tiny-bert        BERT (hidden 64, 2 layers, type_vocab_size 2), trained CASED
-                   WordPiece, Dense 64->24 WITH bias, query_length 24,
+  tiny-bert        BERT (hidden 64, 2 layers, type_vocab_size 2), CASED WordPiece
+                   (vocabulary built deterministically from corpus counts, see
+                   train_cased_wordpiece), Dense 64->24 WITH bias, query_length 24,
                    document_length 64, sentence_bert_config do_lower_case=true.
                    "~" is removed from its tokenizer training text on purpose, so the
                    skiplist word "~" is out of vocabulary and PyLate maps it to the
@@ -118,21 +119,55 @@ def train_bytelevel_bpe(texts: list[str], vocab_size: int):
 
 
 def train_cased_wordpiece(texts: list[str], vocab_size: int):
-    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """Deterministic cased WordPiece vocabulary.
 
-    specials = [AddedToken(t, normalized=False, special=True) for t in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##", max_input_chars_per_word=100))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=False)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizers' WordPieceTrainer is NOT reproducible run to run (the "##x" continuation
+    tokens are assigned ids in HashMap order, which also changes merge tie-breaking), so
+    the vocabulary is built here from sorted frequency counts instead:
+      specials, every character and "##"+character seen (sorted by code point), then the
+      most frequent word-initial pieces (len 2-6), "##" suffix pieces (len 2-6) and whole
+      words, ties broken by the string.  Greedy longest-match WordPiece then never needs
+      [UNK] for a word whose characters were all seen.
+    """
+    from collections import Counter
+
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=False)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: Counter = Counter()
+    for t in texts:
+        for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(t)):
+            words[w] += 1
+    chars = sorted({c for w in words for c in w})
+    vocab: list[str] = list(specials) + chars + ["##" + c for c in chars]
+    seen = set(vocab)
+    prefixes: Counter = Counter()
+    suffixes: Counter = Counter()
+    for w, n in words.items():
+        for k in range(2, min(6, len(w) - 1) + 1):
+            prefixes[w[:k]] += n
+            suffixes["##" + w[-k:]] += n
+    room = vocab_size - len(vocab)
+
+    def top(counter: Counter, k: int) -> list[str]:
+        return [x for x, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])) if x not in seen][:k]
+
+    for piece in top(suffixes, room // 5) + top(prefixes, room // 5):
+        if piece not in seen:
+            vocab.append(piece)
+            seen.add(piece)
+    for w in top(words, vocab_size - len(vocab)):
+        vocab.append(w)
+        seen.add(w)
+    assert len(vocab) == len(set(vocab)) <= vocab_size
+
+    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(vocab)}, unk_token="[UNK]", continuing_subword_prefix="##", max_input_chars_per_word=100))
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in specials])
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
     tok.decoder = decoders.WordPiece(prefix="##")
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size,
-        min_frequency=2,
-        special_tokens=specials,
-        continuing_subword_prefix="##",
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS]:0 $A:0 [SEP]:0",
