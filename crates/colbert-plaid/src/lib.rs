@@ -1,0 +1,1 @@
+//! PLAID index (work in progress).
