@@ -37,11 +37,14 @@ pub struct Encoder {
     onnx_path: std::path::PathBuf,
     io: GraphIo,
     threads: usize,
+    /// Budget permits one batch holds: its intra-op threads on CPU; the whole budget on CUDA, so
+    /// that GPU batches run one at a time on a single session.
+    permits: usize,
     provider: ExecutionProvider,
     warning: Option<String>,
-    /// Idle sessions; at most `max_sessions` exist, created on demand.
+    /// Idle sessions, created on demand. Each running batch holds `threads` permits of the budget,
+    /// so at most `max_sessions = budget / threads` batches (and sessions) are ever in use at once.
     sessions: Mutex<Vec<Session>>,
-    created: AtomicUsize,
     max_sessions: usize,
 }
 
@@ -115,21 +118,22 @@ impl Encoder {
             _ => {}
         }
         let tokenizer = TextTokenizer::new(&folder.tokenizer, &config)?;
-        let max_sessions = if first.provider == ExecutionProvider::Cuda {
-            1
+        let permits = if first.provider == ExecutionProvider::Cuda {
+            budget
         } else {
-            (budget / threads).max(1)
+            threads
         };
+        let max_sessions = (budget / permits).max(1);
         Ok(Self {
             config,
             tokenizer,
             onnx_path: folder.onnx_path,
             io,
             threads,
+            permits,
             provider: first.provider,
             warning: first.warning,
             sessions: Mutex::new(vec![first.session]),
-            created: AtomicUsize::new(1),
             max_sessions,
         })
     }
@@ -246,15 +250,8 @@ impl Encoder {
         {
             return Ok(s);
         }
-        // Only as many sessions as can run at once are ever created.
-        self.created.fetch_add(1, Ordering::SeqCst);
-        match session::load(&self.onnx_path, self.threads, self.provider) {
-            Ok(s) => Ok(s.session),
-            Err(e) => {
-                self.created.fetch_sub(1, Ordering::SeqCst);
-                Err(e)
-            }
-        }
+        // All sessions are busy: another batch runs concurrently within the budget.
+        session::load(&self.onnx_path, self.threads, self.provider).map(|s| s.session)
     }
 
     fn return_session(&self, s: Session) {
@@ -389,7 +386,7 @@ impl Job {
         }
         if !self.failed() {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                let _permit = schedule::acquire(self.encoder.threads);
+                let _permit = schedule::acquire(self.encoder.permits);
                 if self.cancel.is_cancelled() {
                     return Err(EncodeError::Aborted);
                 }
