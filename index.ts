@@ -7,3 +7,14 @@ export { ColbertError } from './src/errors'
 export type { ColbertErrorCode } from './src/errors'
 export { loadRuntime, runtimeInfo, threadBudget } from './src/runtime'
 export type { RuntimeInfo } from './src/runtime'
+export { PlaidIndex } from './src/plaid_index'
+export type {
+  AddOptions,
+  AddProgress,
+  AddResult,
+  DocumentBatch,
+  PlaidIndexInfo,
+  PlaidIndexOptions,
+  SearchHit,
+  SearchOptions,
+} from './src/plaid_index'

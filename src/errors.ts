@@ -8,6 +8,12 @@ export type ColbertErrorCode =
   | 'INFERENCE_FAILED'
   | 'ABORTED'
   | 'CLOSED'
+  | 'INDEX_NOT_FOUND'
+  | 'INDEX_EXISTS'
+  | 'INDEX_FORMAT_UNSUPPORTED'
+  | 'INDEX_CORRUPT'
+  | 'INDEX_LOCKED'
+  | 'IO'
   | 'INTERNAL'
 
 const CODES = new Set<string>([
@@ -19,6 +25,12 @@ const CODES = new Set<string>([
   'INFERENCE_FAILED',
   'ABORTED',
   'CLOSED',
+  'INDEX_NOT_FOUND',
+  'INDEX_EXISTS',
+  'INDEX_FORMAT_UNSUPPORTED',
+  'INDEX_CORRUPT',
+  'INDEX_LOCKED',
+  'IO',
   'INTERNAL',
 ])
 

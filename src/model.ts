@@ -4,6 +4,7 @@ import path from 'node:path'
 import { abortError, callNative, ColbertError, fromNative, invalidArgument } from './errors'
 import type { Embeddings } from './embeddings'
 import { native, type Native } from './native'
+import { guard } from './progress'
 import { loadRuntime } from './runtime'
 
 export type ExecutionProvider = 'cpu' | 'cuda'
@@ -119,22 +120,13 @@ function checkTexts(texts: unknown): string[] {
 }
 
 function guardProgress(onProgress?: (p: EncodeProgress) => void) {
-  if (onProgress === undefined) return undefined
-  if (typeof onProgress !== 'function') throw invalidArgument('onProgress must be a function')
-  let warned = false
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgument('onProgress must be a function')
+  const safe = guard(onProgress, 'onProgress')
+  if (!safe) return undefined
   // The native side calls back with (done, total); accept a [done, total] pair as well.
   return (arg: [number, number] | number, second?: number) => {
     const [done, total] = Array.isArray(arg) ? arg : [arg, second ?? 0]
-    try {
-      onProgress({ done, total })
-    } catch (e) {
-      if (!warned) {
-        warned = true
-        process.emitWarning(`onProgress threw and was ignored: ${e instanceof Error ? e.message : String(e)}`, {
-          code: 'COLBERT_PROGRESS_CALLBACK',
-        })
-      }
-    }
+    safe({ done, total })
   }
 }
 

@@ -1,1 +1,29 @@
-//! PLAID index (work in progress).
+//! PLAID multi-vector index: k-means residual quantisation, crash-safe immutable storage and
+//! multithreaded late-interaction search. See `README.md` for the design, file format and
+//! search stages.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod codec;
+pub mod error;
+mod format;
+mod ids;
+mod index;
+mod kernels;
+pub mod kmeans;
+mod manifest;
+mod rng;
+mod search;
+mod segment;
+mod snapshot;
+mod storage;
+mod writer;
+
+pub use colbert_embeddings::{Embeddings, EmbeddingsView};
+pub use error::{PlaidError, Result};
+pub use format::FORMAT_VERSION;
+pub use index::{IndexInfo, IndexOptions, OpenOptions, PlaidIndex};
+pub use search::{Hit, SearchParams};
+pub use writer::{CommitInfo, Progress, Writer, MIN_OUTLIERS_FOR_EXPANSION};

@@ -1,0 +1,225 @@
+// The PLAID index through the public API, on real embeddings: the stand-in model encodes Medline
+// documents and queries in setup (no Python, no network).
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Worker } from 'node:worker_threads'
+
+import test from 'ava'
+
+import { ColBERT, ColbertError, maxsim, PlaidIndex, type Embeddings } from '../index'
+import { ROOT, STANDIN } from './helpers'
+
+const MEDLINE = path.join(ROOT, '..', 'shared', 'data', 'medline')
+const readJsonl = (f: string) =>
+  fs
+    .readFileSync(path.join(MEDLINE, f), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { _id: string; title?: string; text: string })
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'colbert-plaid-'))
+
+/** Rows of items [a, b) as a new batch. */
+function slice(e: Embeddings, a: number, b: number): Embeddings {
+  const base = e.offsets[a]
+  return {
+    dim: e.dim,
+    offsets: Uint32Array.from(e.offsets.subarray(a, b + 1), (o) => o - base),
+    data: e.data.slice(base * e.dim, e.offsets[b] * e.dim),
+  }
+}
+
+const setup = (async () => {
+  const docs = readJsonl('corpus.jsonl').slice(0, 300)
+  const queries = readJsonl('queries.jsonl')
+  const model = await ColBERT.fromPretrained(STANDIN, { quantized: true })
+  const d = await model.encode(docs.map((x) => `${x.title ?? ''} ${x.text}`.trim()), { isQuery: false })
+  const q = await model.encode(queries.map((x) => x.text), { isQuery: true })
+  const ids = docs.map((x) => `med-${x._id}`)
+  const dir = tmp()
+  // Default options: K = 2^floor(log2(16·sqrt(tokens))) centroids, nbits 4.
+  const index = await PlaidIndex.create(dir)
+  await index.add(ids, d)
+  return { ids, d, q, dir, index }
+})()
+
+/** Exact top-k ids per query over the given documents. */
+function exactTop(q: Embeddings, d: Embeddings, ids: string[], k: number): string[][] {
+  const s = maxsim(q, d)
+  const n = ids.length
+  return Array.from({ length: q.offsets.length - 1 }, (_, qi) => {
+    const row = s.subarray(qi * n, (qi + 1) * n)
+    return [...row.keys()].sort((a, b) => row[b] - row[a]).slice(0, k).map((i) => ids[i])
+  })
+}
+
+test('recall@10 against exact MaxSim is at least 0.95 with default search settings', async (t) => {
+  const { ids, d, q, index } = await setup
+  const hits = await index.search(q, { k: 10 })
+  const truth = exactTop(q, d, ids, 10)
+  let recall = 0
+  hits.forEach((h, i) => {
+    t.true(h.length === 10)
+    for (let j = 1; j < h.length; j++) t.true(h[j - 1].score >= h[j].score, 'best first')
+    recall += h.filter((x) => truth[i].includes(x.id)).length / 10
+  })
+  recall /= hits.length
+  t.log(`recall@10 = ${recall.toFixed(4)} over ${hits.length} Medline queries, 300 documents`)
+  t.true(recall >= 0.95, `recall@10 ${recall}`)
+})
+
+test('info describes the committed state and reopening gives the same results', async (t) => {
+  const { q, dir, index } = await setup
+  const info = index.info
+  t.is(info.documents, 300)
+  t.is(info.dim, 128)
+  t.is(info.nbits, 4)
+  t.is(info.formatVersion, 1)
+  t.true(info.bytesOnDisk > 0)
+  const again = await PlaidIndex.open(dir)
+  t.deepEqual(await again.search(q, { k: 5 }), await index.search(q, { k: 5 }))
+  await again.close()
+})
+
+test('subset restricts the search to the given ids', async (t) => {
+  const { ids, q, index } = await setup
+  const subset = ids.filter((_, i) => i % 3 === 0)
+  const hits = await index.search(q, { k: 10, subset })
+  const allowed = new Set(subset)
+  for (const h of hits) for (const x of h) t.true(allowed.has(x.id))
+})
+
+test('add, delete and reopen keep ids stable; deleted documents never come back', async (t) => {
+  const { ids, d, q } = await setup
+  const dir = tmp()
+  const index = await PlaidIndex.create(dir, { numCentroids: 128, nbits: 2 })
+  const first = await index.add(ids.slice(0, 200), slice(d, 0, 200))
+  t.true(first.trained)
+  const second = await index.add(ids.slice(200), slice(d, 200, 300))
+  t.false(second.trained, 'later adds reuse the codebook')
+  t.is(index.info.documents, 300)
+  const victims = ids.slice(0, 50)
+  t.is(await index.delete([...victims, 'no-such-id']), 50)
+  t.is(index.info.documents, 250)
+  const reopened = await PlaidIndex.open(dir)
+  t.is(reopened.info.documents, 250)
+  const hits = await reopened.search(q, { k: 20 })
+  const gone = new Set(victims)
+  for (const h of hits) for (const x of h) t.false(gone.has(x.id))
+  // The survivors keep their ids: searching the subset of survivors finds them by id.
+  const some = await reopened.search(q, { k: 3, subset: ids.slice(250) })
+  for (const h of some) for (const x of h) t.true(ids.slice(250).includes(x.id))
+  // A deleted id can be added again.
+  await reopened.add(victims.slice(0, 1), slice(d, 0, 1))
+  t.is(reopened.info.documents, 251)
+})
+
+test('a streamed add from an async iterable equals a single add', async (t) => {
+  const { ids, d, q } = await setup
+  async function* batches() {
+    for (let a = 0; a < 300; a += 64) yield { ids: ids.slice(a, a + 64), embeddings: slice(d, a, Math.min(a + 64, 300)) }
+  }
+  const events: string[] = []
+  const streamed = await PlaidIndex.create(tmp(), { numCentroids: 256 })
+  await streamed.add(batches(), { onProgress: (p) => events.push(p.stage) })
+  const whole = await PlaidIndex.create(tmp(), { numCentroids: 256 })
+  await whole.add(ids, d)
+  t.deepEqual(await streamed.search(q, { k: 10 }), await whole.search(q, { k: 10 }))
+  t.true(events.includes('push') && events.includes('kmeans') && events.includes('compress'), events.join(','))
+})
+
+test('bad input gives coded errors and changes nothing', async (t) => {
+  const { ids, d } = await setup
+  const dir = tmp()
+  const index = await PlaidIndex.create(dir, { numCentroids: 64 })
+  const code = async (p: Promise<unknown>) => (await t.throwsAsync(p, { instanceOf: ColbertError }))?.code
+  t.is(await code(index.add(ids.slice(0, 2), slice(d, 0, 3))), 'INVALID_ARGUMENT', 'ids vs documents')
+  t.is(await code(index.add(['a', 'a'], slice(d, 0, 2))), 'INVALID_ARGUMENT', 'duplicate ids')
+  t.is(await code(index.add(['a', ''], slice(d, 0, 2))), 'INVALID_ARGUMENT', 'empty id')
+  const nan = slice(d, 0, 1)
+  nan.data[3] = Number.NaN
+  t.is(await code(index.add(['x'], nan)), 'INVALID_ARGUMENT', 'non-finite')
+  await index.add(ids.slice(0, 100), slice(d, 0, 100))
+  const wrongDim = { dim: 64, offsets: Uint32Array.of(0, 1), data: new Float32Array(64) }
+  t.is(await code(index.add(['y'], wrongDim)), 'INVALID_ARGUMENT', 'wrong dim')
+  t.is(await code(index.add(ids.slice(0, 1), slice(d, 0, 1))), 'INVALID_ARGUMENT', 'id already present')
+  t.is(await code(index.search(wrongDim)), 'INVALID_ARGUMENT', 'query dim')
+  t.is(await code(index.search(slice(d, 0, 1), { k: 0 })), 'INVALID_ARGUMENT')
+  t.is(index.info.documents, 100, 'failed calls changed nothing')
+  t.is(await code(PlaidIndex.create(dir)), 'INDEX_EXISTS')
+  t.is(await code(PlaidIndex.open(path.join(dir, 'missing'))), 'INDEX_NOT_FOUND')
+  await index.close()
+  t.is(await code(index.search(slice(d, 0, 1))), 'CLOSED')
+})
+
+test('a second writer is INDEX_LOCKED; an aborted add leaves the index unchanged', async (t) => {
+  const { ids, d } = await setup
+  const index = await PlaidIndex.create(tmp(), { numCentroids: 64 })
+  await index.add(ids.slice(0, 50), slice(d, 0, 50))
+  let release!: () => void
+  const gate = new Promise<void>((r) => (release = r))
+  async function* slow() {
+    yield { ids: ids.slice(50, 60), embeddings: slice(d, 50, 60) }
+    await gate
+  }
+  const controller = new AbortController()
+  const pending = index.add(slow(), { signal: controller.signal })
+  await new Promise((r) => setTimeout(r, 50))
+  const locked = await t.throwsAsync(index.add(ids.slice(60, 61), slice(d, 60, 61)), { instanceOf: ColbertError })
+  t.is(locked?.code, 'INDEX_LOCKED')
+  controller.abort()
+  release()
+  const aborted = await t.throwsAsync(pending, { instanceOf: ColbertError })
+  t.is(aborted?.code, 'ABORTED')
+  t.is(index.info.documents, 50)
+  await index.add(ids.slice(60, 61), slice(d, 60, 61))
+  t.is(index.info.documents, 51, 'the lock was released')
+})
+
+test('searches running while an add commits see the old or the new state, never a mix', async (t) => {
+  const { ids, d, q } = await setup
+  const index = await PlaidIndex.create(tmp(), { numCentroids: 128 })
+  await index.add(ids.slice(0, 150), slice(d, 0, 150))
+  const before = new Set(ids.slice(0, 150))
+  const adding = index.add(ids.slice(150), slice(d, 150, 300))
+  const during = await Promise.all(Array.from({ length: 6 }, () => index.search(q, { k: 10 })))
+  await adding
+  for (const hits of during) for (const h of hits) for (const x of h) t.true(ids.includes(x.id))
+  const after = await index.search(q, { k: 10, subset: ids.slice(150) })
+  t.true(after.some((h) => h.length > 0), 'new documents are searchable after the commit')
+  t.true(before.size === 150)
+})
+
+test('many concurrent searches from the event loop and worker_threads agree', async (t) => {
+  const { q, dir, index } = await setup
+  const want = await index.search(q, { k: 10 })
+  const local = await Promise.all(Array.from({ length: 8 }, () => index.search(q, { k: 10 })))
+  for (const r of local) t.deepEqual(r, want)
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const { PlaidIndex } = require(workerData.entry)
+    const q = { dim: workerData.dim, offsets: Uint32Array.from(workerData.offsets), data: Float32Array.from(workerData.data) }
+    PlaidIndex.open(workerData.dir)
+      .then((i) => i.search(q, { k: 10 }))
+      .then((hits) => parentPort.postMessage({ hits }))
+      .catch((e) => parentPort.postMessage({ error: String(e && e.stack || e) }))
+  `
+  const run = () =>
+    new Promise<{ hits?: unknown; error?: string }>((resolve, reject) => {
+      const w = new Worker(code, {
+        eval: true,
+        workerData: { entry: path.join(ROOT, 'dist', 'index.js'), dir, dim: q.dim, offsets: Array.from(q.offsets), data: Array.from(q.data) },
+      })
+      w.once('message', (m) => {
+        resolve(m)
+        void w.terminate()
+      })
+      w.once('error', reject)
+    })
+  const results = await Promise.all([run(), run(), run()])
+  for (const r of results) {
+    t.falsy(r.error, r.error)
+    t.deepEqual(r.hits, want)
+  }
+})

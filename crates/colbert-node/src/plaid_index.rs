@@ -1,0 +1,354 @@
+//! The PLAID index: `NativePlaidIndex` (open handle), `NativeWriter` (one add transaction).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use colbert_embeddings::EmbeddingsView;
+use colbert_encode::schedule;
+use colbert_plaid::{IndexOptions, OpenOptions, PlaidIndex, Progress, SearchParams, Writer};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use crate::errors::{embeddings_error, invalid, plaid_error};
+use crate::model::CancelToken;
+use crate::tasks;
+
+/// Options of `createPlaidIndex`, validated by the TypeScript layer.
+#[napi(object)]
+pub struct NativeIndexOptions {
+    pub nbits: Option<u32>,
+    pub kmeans_iterations: Option<u32>,
+    pub num_centroids: Option<u32>,
+    pub seed: Option<i64>,
+    pub max_points_per_centroid: Option<u32>,
+    pub overwrite: Option<bool>,
+}
+
+/// A summary of the committed state.
+#[napi(object)]
+pub struct NativeIndexInfo {
+    pub format_version: u32,
+    pub generation: i64,
+    pub documents: i64,
+    pub embeddings: i64,
+    pub dim: Option<u32>,
+    pub nbits: u32,
+    pub num_centroids: u32,
+    pub deleted: i64,
+    pub bytes_on_disk: i64,
+    pub segments: u32,
+}
+
+/// Search knobs; absent fields take ColBERT's defaults for `k`.
+#[napi(object)]
+pub struct NativeSearchParams {
+    pub k: u32,
+    pub n_probe: Option<u32>,
+    pub centroid_score_threshold: Option<f64>,
+    pub candidates: Option<u32>,
+    pub exact_candidates: Option<u32>,
+}
+
+#[napi(object)]
+pub struct NativeHit {
+    pub id: String,
+    pub score: f64,
+}
+
+/// What a commit did.
+#[napi(object)]
+pub struct NativeCommitInfo {
+    pub generation: i64,
+    pub added: u32,
+    pub deleted: u32,
+    pub trained: bool,
+    pub new_centroids: u32,
+    pub num_centroids: u32,
+}
+
+fn budget() -> usize {
+    schedule::budget()
+}
+
+/// An open index.
+#[napi]
+pub struct NativePlaidIndex {
+    inner: Arc<PlaidIndex>,
+}
+
+fn wrap(index: PlaidIndex) -> NativePlaidIndex {
+    NativePlaidIndex {
+        inner: Arc::new(index),
+    }
+}
+
+/// Creates an empty index folder.
+#[napi(catch_unwind, ts_return_type = "Promise<NativePlaidIndex>")]
+pub fn create_plaid_index<'env>(
+    env: &'env Env,
+    dir: String,
+    options: NativeIndexOptions,
+) -> Result<Object<'env>> {
+    let defaults = IndexOptions::default();
+    let opts = IndexOptions {
+        nbits: options.nbits.map_or(defaults.nbits, |n| n.min(255) as u8),
+        kmeans_iterations: options
+            .kmeans_iterations
+            .map_or(defaults.kmeans_iterations, |n| n as usize),
+        num_centroids: options.num_centroids.map(|n| n as usize),
+        seed: match options.seed {
+            Some(s) if s < 0 => return Err(invalid("seed must be a non-negative integer")),
+            Some(s) => s as u64,
+            None => defaults.seed,
+        },
+        max_points_per_centroid: options
+            .max_points_per_centroid
+            .map_or(defaults.max_points_per_centroid, |n| n as usize),
+        threads: Some(budget()),
+    };
+    let overwrite = options.overwrite.unwrap_or(false);
+    tasks::spawn(
+        env,
+        1,
+        move || PlaidIndex::create(&PathBuf::from(dir), opts, overwrite).map_err(plaid_error),
+        |index| Ok(wrap(index)),
+    )
+}
+
+/// Opens an index folder (mmap; usable at once).
+#[napi(catch_unwind, ts_return_type = "Promise<NativePlaidIndex>")]
+pub fn open_plaid_index<'env>(env: &'env Env, dir: String) -> Result<Object<'env>> {
+    tasks::spawn(
+        env,
+        1,
+        move || {
+            PlaidIndex::open_with(
+                &PathBuf::from(dir),
+                OpenOptions {
+                    threads: Some(budget()),
+                },
+            )
+            .map_err(plaid_error)
+        },
+        |index| Ok(wrap(index)),
+    )
+}
+
+type ProgressCallback =
+    ThreadsafeFunction<(String, u32, u32), (), (String, u32, u32), Status, false, true>;
+
+fn progress_event(p: Progress) -> (String, u32, u32) {
+    match p {
+        Progress::Sampling { documents, .. } => {
+            ("sample".into(), documents as u32, documents as u32)
+        }
+        Progress::KMeans {
+            iteration, total, ..
+        } => ("kmeans".into(), iteration as u32, total as u32),
+        Progress::Expansion { new_centroids, .. } => {
+            ("expand".into(), new_centroids as u32, new_centroids as u32)
+        }
+        Progress::Compress { done, total } => ("compress".into(), done as u32, total as u32),
+        Progress::Writing => ("write".into(), 0, 1),
+    }
+}
+
+#[napi]
+impl NativePlaidIndex {
+    #[napi(getter, catch_unwind)]
+    pub fn info(&self) -> Result<NativeIndexInfo> {
+        let i = self.inner.info().map_err(plaid_error)?;
+        Ok(NativeIndexInfo {
+            format_version: i.format_version,
+            generation: i.generation as i64,
+            documents: i.documents as i64,
+            embeddings: i.embeddings as i64,
+            dim: i.dim.map(|d| d as u32),
+            nbits: u32::from(i.nbits),
+            num_centroids: i.num_centroids as u32,
+            deleted: i.deleted as i64,
+            bytes_on_disk: i.bytes_on_disk as i64,
+            segments: i.segments as u32,
+        })
+    }
+
+    #[napi(getter)]
+    pub fn dir(&self) -> String {
+        self.inner.dir().display().to_string()
+    }
+
+    /// Starts an add transaction (takes the cross-process writer lock; `INDEX_LOCKED` if held).
+    #[napi(catch_unwind)]
+    pub fn writer(&self) -> Result<NativeWriter> {
+        let w = self.inner.writer().map_err(plaid_error)?;
+        Ok(NativeWriter {
+            inner: Arc::new(Mutex::new(Some(w))),
+        })
+    }
+
+    /// Deletes documents by id in one transaction; returns how many were live.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn delete<'env>(&self, env: &'env Env, ids: Vec<String>) -> Result<Object<'env>> {
+        let index = Arc::clone(&self.inner);
+        tasks::spawn(
+            env,
+            1,
+            move || index.delete(&ids).map_err(plaid_error),
+            |n| Ok(n as u32),
+        )
+    }
+
+    /// Searches a batch of queries (parallel over queries and candidates, on the whole budget).
+    #[napi(catch_unwind, ts_return_type = "Promise<NativeHit[][]>")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn search<'env>(
+        &self,
+        env: &'env Env,
+        dim: u32,
+        offsets: Uint32Array,
+        data: Float32Array,
+        params: NativeSearchParams,
+        subset: Option<Vec<String>>,
+        cancel: &CancelToken,
+    ) -> Result<Object<'env>> {
+        // Copy before leaving the JavaScript thread: the caller may reuse its arrays.
+        let (offsets, data) = (offsets.to_vec(), data.to_vec());
+        EmbeddingsView::new(dim as usize, &offsets, &data).map_err(embeddings_error)?;
+        let p = SearchParams {
+            k: params.k as usize,
+            n_probe: params.n_probe.map(|n| n as usize),
+            centroid_score_threshold: params.centroid_score_threshold.map(|t| t as f32),
+            candidates: params.candidates.map(|n| n as usize),
+            exact_candidates: params.exact_candidates.map(|n| n as usize),
+        };
+        let index = Arc::clone(&self.inner);
+        let token = cancel.inner.clone();
+        tasks::spawn(
+            env,
+            budget(),
+            move || {
+                let view =
+                    EmbeddingsView::new(dim as usize, &offsets, &data).map_err(embeddings_error)?;
+                index
+                    .search(view, &p, subset.as_deref(), &|| token.is_cancelled())
+                    .map_err(plaid_error)
+            },
+            |hits| {
+                Ok(hits
+                    .into_iter()
+                    .map(|q| {
+                        q.into_iter()
+                            .map(|h| NativeHit {
+                                id: h.id,
+                                score: f64::from(h.score),
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<_>>())
+            },
+        )
+    }
+
+    /// Picks up a newer committed state written by another handle or process.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn refresh<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let index = Arc::clone(&self.inner);
+        tasks::spawn(env, 1, move || index.refresh().map_err(plaid_error), Ok)
+    }
+
+    /// Closes the handle; later calls fail with `CLOSED`.
+    #[napi(catch_unwind)]
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+/// One add transaction. Nothing is visible to searches until `commit` returns; dropping or
+/// aborting it leaves the index unchanged.
+#[napi]
+pub struct NativeWriter {
+    inner: Arc<Mutex<Option<Writer>>>,
+}
+
+fn closed_writer() -> Error {
+    Error::from_reason("CLOSED: this add transaction has already been committed or aborted")
+}
+
+#[napi]
+impl NativeWriter {
+    /// Adds a batch of documents (spilled to disk until commit).
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn push<'env>(
+        &self,
+        env: &'env Env,
+        ids: Vec<String>,
+        dim: u32,
+        offsets: Uint32Array,
+        data: Float32Array,
+    ) -> Result<Object<'env>> {
+        let (offsets, data) = (offsets.to_vec(), data.to_vec());
+        EmbeddingsView::new(dim as usize, &offsets, &data).map_err(embeddings_error)?;
+        let writer = Arc::clone(&self.inner);
+        tasks::spawn(
+            env,
+            1,
+            move || {
+                let view =
+                    EmbeddingsView::new(dim as usize, &offsets, &data).map_err(embeddings_error)?;
+                let mut guard = writer.lock().unwrap_or_else(|p| p.into_inner());
+                let w = guard.as_mut().ok_or_else(closed_writer)?;
+                w.push(ids, view).map_err(plaid_error)
+            },
+            |()| Ok(()),
+        )
+    }
+
+    /// Trains (first add), compresses and commits atomically.
+    #[napi(catch_unwind, ts_return_type = "Promise<NativeCommitInfo>")]
+    #[allow(clippy::type_complexity)]
+    pub fn commit<'env>(
+        &self,
+        env: &'env Env,
+        cancel: &CancelToken,
+        on_progress: Option<ProgressCallback>,
+    ) -> Result<Object<'env>> {
+        let writer = self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(closed_writer)?;
+        let token = cancel.inner.clone();
+        tasks::spawn(
+            env,
+            budget(),
+            move || {
+                let report = |p: Progress| {
+                    if let Some(f) = &on_progress {
+                        f.call(progress_event(p), ThreadsafeFunctionCallMode::NonBlocking);
+                    }
+                };
+                writer
+                    .commit(&|| token.is_cancelled(), &report)
+                    .map_err(plaid_error)
+            },
+            |c| {
+                Ok(NativeCommitInfo {
+                    generation: c.generation as i64,
+                    added: c.added as u32,
+                    deleted: c.deleted as u32,
+                    trained: c.trained,
+                    new_centroids: c.new_centroids as u32,
+                    num_centroids: c.num_centroids as u32,
+                })
+            },
+        )
+    }
+
+    /// Discards the transaction and releases the writer lock.
+    #[napi(catch_unwind)]
+    pub fn abort(&self) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}

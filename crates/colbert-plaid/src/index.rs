@@ -1,0 +1,445 @@
+//! [`PlaidIndex`]: the handle bindings use. Cheap to share (`Send + Sync`, clone or wrap in
+//! `Arc`); every search runs on an immutable snapshot, so readers never wait for writers.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use colbert_embeddings::{Embeddings, EmbeddingsView};
+
+use crate::codec::check_nbits;
+use crate::error::{PlaidError, Result};
+use crate::format::FORMAT_VERSION;
+use crate::manifest::{self, Manifest, StoredOptions, MANIFEST};
+use crate::search::{self, Hit, SearchParams};
+use crate::snapshot::Snapshot;
+use crate::storage::{self, WriterLock};
+use crate::writer::{CommitInfo, Mode, Progress, Writer};
+
+/// Options for [`PlaidIndex::create`] (training options are persisted; `threads` is not).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexOptions {
+    /// Bits per residual dimension: 1, 2 or 4 (default 4).
+    pub nbits: u8,
+    /// k-means iterations (default 4).
+    pub kmeans_iterations: usize,
+    /// Fixed number of centroids; `None`: `2^floor(log2(16·sqrt(E)))`.
+    pub num_centroids: Option<usize>,
+    /// Seed of every random choice (default 42).
+    pub seed: u64,
+    /// k-means point cap per centroid (default 256).
+    pub max_points_per_centroid: usize,
+    /// Threads for this handle's work (`None`: rayon's global pool).
+    pub threads: Option<usize>,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            nbits: 4,
+            kmeans_iterations: 4,
+            num_centroids: None,
+            seed: 42,
+            max_points_per_centroid: 256,
+            threads: None,
+        }
+    }
+}
+
+impl IndexOptions {
+    fn stored(&self) -> Result<StoredOptions> {
+        if !matches!(self.nbits, 1 | 2 | 4) {
+            return Err(PlaidError::invalid(format!(
+                "nbits must be 1, 2 or 4, got {}",
+                self.nbits
+            )));
+        }
+        if self.kmeans_iterations == 0
+            || self.max_points_per_centroid == 0
+            || self.num_centroids == Some(0)
+            || self.threads == Some(0)
+        {
+            return Err(PlaidError::invalid(
+                "kmeans_iterations, max_points_per_centroid, num_centroids and threads must be positive",
+            ));
+        }
+        Ok(StoredOptions {
+            nbits: self.nbits,
+            kmeans_iterations: self.kmeans_iterations,
+            num_centroids: self.num_centroids,
+            seed: self.seed,
+            max_points_per_centroid: self.max_points_per_centroid,
+        })
+    }
+}
+
+/// Options for [`PlaidIndex::open_with`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenOptions {
+    /// Threads for this handle's work (`None`: rayon's global pool).
+    pub threads: Option<usize>,
+}
+
+/// A summary of the current generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexInfo {
+    pub format_version: u32,
+    pub generation: u64,
+    /// Live documents.
+    pub documents: u64,
+    /// Token embeddings of live documents.
+    pub embeddings: u64,
+    /// `None` until the first commit trains the index.
+    pub dim: Option<usize>,
+    pub nbits: u8,
+    pub num_centroids: usize,
+    /// Deleted documents still occupying space (tombstones; `rebuild` compacts them).
+    pub deleted: u64,
+    /// Bytes of the files of the current generation.
+    pub bytes_on_disk: u64,
+    pub segments: usize,
+    /// Bytes of centroid codes plus packed residuals (all segments, deleted documents
+    /// included): `2 + dim·nbits/8` per embedding while K ≤ 65,536.
+    pub payload_bytes: u64,
+    /// Bytes of the inverted files (offsets + u32 postings).
+    pub ivf_bytes: u64,
+    /// Residual-norm threshold used to detect outliers for centroid expansion.
+    pub cluster_threshold: f32,
+}
+
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    state: RwLock<Option<Arc<Snapshot>>>,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl Inner {
+    pub fn check_open(&self) -> Result<()> {
+        self.snapshot().map(|_| ())
+    }
+
+    pub fn snapshot(&self) -> Result<Arc<Snapshot>> {
+        let g = self.state.read().unwrap_or_else(|e| e.into_inner());
+        g.clone().ok_or(PlaidError::Closed)
+    }
+
+    pub fn publish(&self, snap: Arc<Snapshot>) {
+        let mut g = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if g.is_some() {
+            *g = Some(snap);
+        }
+    }
+
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
+    }
+
+    /// Re-reads the manifest; publishes and returns the new snapshot if it changed.
+    fn reload(&self) -> Result<Option<Arc<Snapshot>>> {
+        let cur = self.snapshot()?;
+        let m = manifest::read(&self.dir)?;
+        if m.generation == cur.manifest.generation && m == cur.manifest {
+            return Ok(None);
+        }
+        let snap = Arc::new(open_snapshot(&self.dir, Some(m))?);
+        self.publish(snap.clone());
+        Ok(Some(snap))
+    }
+}
+
+/// Opens the current generation, retrying if a concurrent commit replaced it (and collected
+/// its files) between reading the manifest and opening the files.
+fn open_snapshot(dir: &Path, first: Option<Manifest>) -> Result<Snapshot> {
+    let mut m = match first {
+        Some(m) => m,
+        None => manifest::read(dir)?,
+    };
+    let mut tries = 0;
+    loop {
+        match Snapshot::open(dir, m.clone()) {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                tries += 1;
+                let again = manifest::read(dir)?;
+                if tries >= 8 || again == m {
+                    return Err(e);
+                }
+                m = again;
+            }
+        }
+    }
+}
+
+fn build_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadPool>> {
+    threads
+        .map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| PlaidError::Internal(format!("thread pool: {e}")))
+        })
+        .transpose()
+}
+
+/// A PLAID index on disk. See the crate documentation for the file format and pipeline.
+#[derive(Clone)]
+pub struct PlaidIndex {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PlaidIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaidIndex")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PlaidIndex {
+    /// Creates an empty, untrained index in `dir` (created if needed). A non-empty `dir` is
+    /// `INDEX_EXISTS` unless `overwrite`; overwriting only replaces an existing index (as one
+    /// transaction: readers of the old index keep their snapshot), never foreign files.
+    pub fn create(dir: &Path, options: IndexOptions, overwrite: bool) -> Result<PlaidIndex> {
+        let stored = options.stored()?;
+        let pool = build_pool(options.threads)?;
+        std::fs::create_dir_all(dir).map_err(|e| PlaidError::io("creating", dir, e))?;
+        let non_empty = std::fs::read_dir(dir)
+            .map_err(|e| PlaidError::io("listing", dir, e))?
+            .next()
+            .is_some();
+        let existing = dir.join(MANIFEST).exists();
+        if non_empty && !overwrite {
+            return Err(PlaidError::Exists(dir.display().to_string()));
+        }
+        if non_empty && !existing {
+            let only_lock = std::fs::read_dir(dir)
+                .map_err(|e| PlaidError::io("listing", dir, e))?
+                .flatten()
+                .all(|e| e.file_name() == storage::LOCK);
+            if !only_lock {
+                return Err(PlaidError::Exists(format!(
+                    "{} (not an index; refusing to overwrite)",
+                    dir.display()
+                )));
+            }
+        }
+        let _lock = WriterLock::try_acquire(dir)?;
+        let mut m = Manifest::empty(stored);
+        if existing {
+            // Keep generations increasing even if the old manifest is unreadable.
+            m.generation = manifest::read(dir).map(|o| o.generation + 1).unwrap_or(1);
+        }
+        storage::write_manifest(dir, &m)?;
+        storage::gc(dir, &m);
+        let snap = Snapshot::open(dir, m)?;
+        Ok(PlaidIndex {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                state: RwLock::new(Some(Arc::new(snap))),
+                pool,
+            }),
+        })
+    }
+
+    /// Opens an existing index (`INDEX_NOT_FOUND`, `INDEX_FORMAT_UNSUPPORTED`, `INDEX_CORRUPT`).
+    /// Files are memory-mapped; nothing is merged or rewritten.
+    pub fn open(dir: &Path) -> Result<PlaidIndex> {
+        Self::open_with(dir, OpenOptions::default())
+    }
+
+    pub fn open_with(dir: &Path, options: OpenOptions) -> Result<PlaidIndex> {
+        if options.threads == Some(0) {
+            return Err(PlaidError::invalid("threads must be positive"));
+        }
+        let pool = build_pool(options.threads)?;
+        let snap = open_snapshot(dir, None)?;
+        // Best effort: collect files of crashed transactions or old generations. The lock is
+        // only tried when there is garbage, so opening rarely makes a writer see INDEX_LOCKED.
+        if !storage::has_garbage(dir, &snap.manifest) {
+        } else if let Ok(_lock) = WriterLock::try_acquire(dir) {
+            if let Ok(m) = manifest::read(dir) {
+                if m == snap.manifest {
+                    storage::gc(dir, &m);
+                }
+            }
+        }
+        Ok(PlaidIndex {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                state: RwLock::new(Some(Arc::new(snap))),
+                pool,
+            }),
+        })
+    }
+
+    /// The index directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn info(&self) -> Result<IndexInfo> {
+        let s = self.inner.snapshot()?;
+        let m = &s.manifest;
+        let (payload_bytes, ivf_bytes) = s
+            .segments
+            .iter()
+            .map(|g| g.byte_breakdown())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        Ok(IndexInfo {
+            payload_bytes,
+            ivf_bytes,
+            format_version: FORMAT_VERSION,
+            generation: m.generation,
+            documents: m.live_docs,
+            embeddings: m.live_tokens,
+            dim: m.dim,
+            nbits: m.options.nbits,
+            num_centroids: m.num_centroids,
+            deleted: m.deleted_docs,
+            bytes_on_disk: storage::bytes_on_disk(&self.inner.dir, m),
+            segments: m.segments.len(),
+            cluster_threshold: m.cluster_threshold,
+        })
+    }
+
+    /// Starts a write transaction on the latest committed generation. Takes the cross-process
+    /// writer lock (`INDEX_LOCKED` if another writer holds it), released when the writer is
+    /// committed or dropped.
+    pub fn writer(&self) -> Result<Writer> {
+        let lock = WriterLock::try_acquire(&self.inner.dir)?;
+        self.inner.reload()?;
+        let base = self.inner.snapshot()?;
+        Ok(Writer::new(self.inner.clone(), lock, base, Mode::Append))
+    }
+
+    /// Deletes documents by id in one transaction. Unknown (or already deleted) ids are
+    /// ignored; returns the number of documents deleted. Document numbers of other documents
+    /// never change (tombstones; `rebuild` compacts).
+    pub fn delete(&self, ids: &[String]) -> Result<usize> {
+        let mut w = self.writer()?;
+        let n = w.delete(ids)?;
+        if n > 0 {
+            w.commit(&|| false, &|_| {})?;
+        }
+        Ok(n)
+    }
+
+    /// Searches a batch of queries (parallel over queries and, within a query, over
+    /// candidates). `subset` restricts results to those ids (unknown ids are ignored).
+    /// Results are best first (ties: older document first).
+    pub fn search(
+        &self,
+        queries: EmbeddingsView<'_>,
+        params: &SearchParams,
+        subset: Option<&[String]>,
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<Vec<Hit>>> {
+        let snap = self.inner.snapshot()?;
+        self.inner
+            .install(|| search::search(&snap, queries, params, subset, cancel))
+    }
+
+    /// Picks up a generation committed by another handle or process; `true` if it changed.
+    pub fn refresh(&self) -> Result<bool> {
+        Ok(self.inner.reload()?.is_some())
+    }
+
+    /// Whether a live document has this id.
+    pub fn contains(&self, id: &str) -> Result<bool> {
+        Ok(self.inner.snapshot()?.lookup(id).is_some())
+    }
+
+    /// Decompressed embeddings of the given documents (`INVALID_ARGUMENT` for unknown ids).
+    pub fn reconstruct(&self, ids: &[String]) -> Result<Embeddings> {
+        let snap = self.inner.snapshot()?;
+        let dim = snap.manifest.dim.unwrap_or(0);
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            let doc = snap
+                .lookup(id)
+                .ok_or_else(|| PlaidError::invalid(format!("unknown id {id:?}")))?;
+            let mut v = Vec::new();
+            snap.decompress_doc(doc, &mut v)?;
+            items.push(v);
+        }
+        Ok(Embeddings::from_items(dim.max(1), items))
+    }
+
+    /// Retrains everything (k-means, codec) from the decompressed live documents and writes
+    /// one compacted segment (tombstones dropped, internal numbers reassigned; external ids
+    /// unchanged). `options` may change training options (nbits, centroids, seed...).
+    /// One transaction: readers keep the old generation until it commits.
+    pub fn rebuild(
+        &self,
+        options: Option<&IndexOptions>,
+        cancel: &(dyn Fn() -> bool + Sync),
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<CommitInfo> {
+        let lock = WriterLock::try_acquire(&self.inner.dir)?;
+        self.inner.reload()?;
+        let base = self.inner.snapshot()?;
+        let stored = match options {
+            Some(o) => o.stored()?,
+            None => base.manifest.options.clone(),
+        };
+        if let Some(dim) = base.manifest.dim {
+            check_nbits(stored.nbits, dim)?;
+        }
+        let mut w = Writer::new(self.inner.clone(), lock, base.clone(), Mode::Rebuild);
+        w.set_options(stored);
+        let dim = base.manifest.dim.unwrap_or(1);
+        let mut batch_ids = Vec::new();
+        let mut batch = Vec::new();
+        let mut offsets = vec![0u32];
+        let mut buf = Vec::new();
+        let flush = |w: &mut Writer,
+                     ids: &mut Vec<String>,
+                     data: &mut Vec<f32>,
+                     offs: &mut Vec<u32>|
+         -> Result<()> {
+            if !ids.is_empty() {
+                w.push(
+                    std::mem::take(ids),
+                    EmbeddingsView {
+                        dim,
+                        offsets: offs,
+                        data,
+                    },
+                )?;
+            }
+            data.clear();
+            offs.clear();
+            offs.push(0);
+            Ok(())
+        };
+        for seg in &base.segments {
+            for l in 0..seg.meta.n_docs {
+                let doc = seg.meta.doc_start + l;
+                if base.tombstones.is_deleted(doc) {
+                    continue;
+                }
+                if cancel() {
+                    return Err(PlaidError::Aborted);
+                }
+                base.decompress_doc(doc, &mut buf)?;
+                batch.extend_from_slice(&buf);
+                offsets.push((batch.len() / dim) as u32);
+                batch_ids.push(seg.id(l).to_string());
+                if batch.len() > 1 << 20 {
+                    flush(&mut w, &mut batch_ids, &mut batch, &mut offsets)?;
+                }
+            }
+        }
+        flush(&mut w, &mut batch_ids, &mut batch, &mut offsets)?;
+        w.commit(cancel, progress)
+    }
+
+    /// Closes the handle: later calls fail with `CLOSED`. Searches already running finish on
+    /// their snapshot; files are unmapped when the last one ends.
+    pub fn close(&self) {
+        let mut g = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
+        *g = None;
+    }
+}

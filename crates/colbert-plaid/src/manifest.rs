@@ -1,0 +1,203 @@
+//! The manifest: the single file (`MANIFEST`) that defines the committed state of an index.
+//!
+//! A manifest names every file of one generation (codebook, segments, tombstones) with its
+//! length and checksum, plus the counters and training options. Every mutation writes new
+//! files, fsyncs them and the directory, then replaces `MANIFEST` atomically (temp file +
+//! fsync + rename + directory fsync). Text layout:
+//!
+//! ```text
+//! PLAID-MANIFEST <format_version> <crc32 hex of "<format_version>\n<json>">\n
+//! <json>
+//! ```
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PlaidError, Result};
+use crate::format::{FileRef, FORMAT_VERSION};
+
+pub(crate) const MANIFEST: &str = "MANIFEST";
+const MAGIC: &str = "PLAID-MANIFEST";
+
+/// Training options persisted with the index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredOptions {
+    pub nbits: u8,
+    pub kmeans_iterations: usize,
+    pub num_centroids: Option<usize>,
+    pub seed: u64,
+    pub max_points_per_centroid: usize,
+}
+
+/// One immutable segment: documents `doc_start .. doc_start + n_docs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentMeta {
+    pub file: FileRef,
+    pub doc_start: u32,
+    pub n_docs: u32,
+    pub n_tokens: u64,
+    /// 2 (u16 codes) or 4 (u32 codes).
+    pub code_bytes: u8,
+    /// Number of IVF lists stored in the segment (the codebook size when it was written).
+    pub num_centroids: u32,
+}
+
+/// The committed state of an index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub generation: u64,
+    pub options: StoredOptions,
+    pub dim: Option<usize>,
+    pub num_centroids: usize,
+    /// Residual-norm threshold above which a new embedding is an outlier (centroid expansion).
+    pub cluster_threshold: f32,
+    /// Number of embeddings the threshold was estimated from (weights later updates).
+    pub cluster_threshold_weight: u64,
+    pub codebook: Option<FileRef>,
+    pub segments: Vec<SegmentMeta>,
+    pub tombstones: Option<FileRef>,
+    /// The next internal document number (documents are never renumbered, except by rebuild).
+    pub next_doc: u32,
+    pub live_docs: u64,
+    pub live_tokens: u64,
+    pub deleted_docs: u64,
+}
+
+impl Manifest {
+    pub fn empty(options: StoredOptions) -> Self {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            generation: 0,
+            options,
+            dim: None,
+            num_centroids: 0,
+            cluster_threshold: 0.0,
+            cluster_threshold_weight: 0,
+            codebook: None,
+            segments: Vec::new(),
+            tombstones: None,
+            next_doc: 0,
+            live_docs: 0,
+            live_tokens: 0,
+            deleted_docs: 0,
+        }
+    }
+
+    /// Every file the manifest references.
+    pub fn files(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.segments.iter().map(|s| s.file.name.as_str()).collect();
+        v.extend(self.codebook.iter().map(|f| f.name.as_str()));
+        v.extend(self.tombstones.iter().map(|f| f.name.as_str()));
+        v
+    }
+
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        let json = serde_json::to_string(self).map_err(|e| PlaidError::Internal(e.to_string()))?;
+        let v = self.format_version.to_string();
+        let crc = crc32fast::hash(format!("{v}\n{json}").as_bytes());
+        Ok(format!("{MAGIC} {v} {crc:08x}\n{json}").into_bytes())
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
+        let bad = |m: &str| PlaidError::corrupt(format!("MANIFEST: {m}"));
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+        let (line, json) = text.split_once('\n').ok_or_else(|| bad("no header line"))?;
+        let mut parts = line.split(' ');
+        if parts.next() != Some(MAGIC) {
+            return Err(bad("bad magic"));
+        }
+        let v = parts.next().ok_or_else(|| bad("no version"))?;
+        let crc = parts
+            .next()
+            .and_then(|c| u32::from_str_radix(c, 16).ok())
+            .ok_or_else(|| bad("no checksum"))?;
+        if parts.next().is_some() || crc32fast::hash(format!("{v}\n{json}").as_bytes()) != crc {
+            return Err(bad("checksum mismatch"));
+        }
+        let found: u64 = v.parse().map_err(|_| bad("bad version"))?;
+        if found != FORMAT_VERSION as u64 {
+            return Err(PlaidError::FormatUnsupported {
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let m: Manifest = serde_json::from_str(json).map_err(|e| bad(&e.to_string()))?;
+        if m.format_version as u64 != found {
+            return Err(bad("version mismatch"));
+        }
+        m.validate().map_err(|e| bad(&e))?;
+        Ok(m)
+    }
+
+    /// Structural checks, so that later code can index without panicking.
+    fn validate(&self) -> std::result::Result<(), String> {
+        let mut next = 0u64;
+        for s in &self.segments {
+            if s.doc_start as u64 != next {
+                return Err("segments are not contiguous".into());
+            }
+            if !matches!(s.code_bytes, 2 | 4) || s.num_centroids as usize > self.num_centroids {
+                return Err("bad segment header".into());
+            }
+            next += s.n_docs as u64;
+        }
+        if next != self.next_doc as u64 {
+            return Err("document count mismatch".into());
+        }
+        if !self.segments.is_empty() && (self.codebook.is_none() || self.dim.is_none()) {
+            return Err("segments without a codebook".into());
+        }
+        if !matches!(self.options.nbits, 1 | 2 | 4) {
+            return Err("bad nbits".into());
+        }
+        Ok(())
+    }
+}
+
+/// Reads `dir/MANIFEST`; `INDEX_NOT_FOUND` if absent.
+pub(crate) fn read(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    match std::fs::read(&path) {
+        Ok(bytes) => Manifest::decode(&bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(PlaidError::NotFound(dir.display().to_string()))
+        }
+        Err(e) => Err(PlaidError::io("reading", &path, e)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn opts() -> StoredOptions {
+        StoredOptions {
+            nbits: 2,
+            kmeans_iterations: 4,
+            num_centroids: None,
+            seed: 1,
+            max_points_per_centroid: 256,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_checks() {
+        let m = Manifest::empty(opts());
+        let bytes = m.encode().unwrap();
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m);
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x04;
+            let r = Manifest::decode(&b);
+            assert_eq!(r.unwrap_err().code(), "INDEX_CORRUPT", "flip at {i}");
+        }
+        let mut future = m.clone();
+        future.format_version = 7;
+        let e = Manifest::decode(&future.encode().unwrap()).unwrap_err();
+        assert_eq!(e.code(), "INDEX_FORMAT_UNSUPPORTED");
+        assert!(e.to_string().contains('7') && e.to_string().contains('1'));
+    }
+}

@@ -1,0 +1,272 @@
+//! The PLAID search pipeline, one module per stage:
+//!
+//! 1. [`centroids`]: query–centroid scores `S = Q·Cᵀ` (`[K][Q]` layout);
+//! 2. [`candidates`]: per-token top-`n_probe` centroids, union;
+//! 3. [`candidates`]: union of the probed IVF lists (minus tombstones, ∩ subset);
+//! 4. [`prune`]: approximate scores with centroid pruning (`t_cs`), top `ndocs`;
+//! 5. [`prune`]: approximate scores without pruning, top `ndocs / 4` (at least `k`);
+//! 6. [`decompress`]: residual decompression of those documents;
+//! 7. [`maxsim`]: exact MaxSim and top-`k`.
+//!
+//! A subset small enough (≤ the exact-scoring budget) skips stages 1–5: every subset
+//! document is decompressed and scored exactly.
+
+pub(crate) mod candidates;
+pub(crate) mod centroids;
+pub(crate) mod decompress;
+pub(crate) mod maxsim;
+pub(crate) mod prune;
+
+use colbert_embeddings::EmbeddingsView;
+use rayon::prelude::*;
+
+use crate::error::{PlaidError, Result};
+use crate::snapshot::Snapshot;
+
+/// Search knobs. `None` fields take ColBERT's defaults for `k`:
+///
+/// | k | `n_probe` (ncells) | `centroid_score_threshold` | `candidates` (ndocs) |
+/// |---|---|---|---|
+/// | ≤ 10 | 1 | 0.5 | 256 |
+/// | ≤ 100 | 2 | 0.45 | 1024 |
+/// | > 100 | 4 | 0.4 | max(4k, 4096) |
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchParams {
+    /// Results per query.
+    pub k: usize,
+    /// Centroids probed per query token.
+    pub n_probe: Option<usize>,
+    /// Pruning threshold of the first centroid-interaction pass (`f32::NEG_INFINITY`: none).
+    pub centroid_score_threshold: Option<f32>,
+    /// Documents kept by the pruned pass (`ndocs`).
+    pub candidates: Option<usize>,
+    /// Documents decompressed and scored exactly (default `max(candidates / 4, k)`).
+    pub exact_candidates: Option<usize>,
+}
+
+impl SearchParams {
+    pub fn new(k: usize) -> Self {
+        SearchParams {
+            k,
+            n_probe: None,
+            centroid_score_threshold: None,
+            candidates: None,
+            exact_candidates: None,
+        }
+    }
+
+    /// The effective `(n_probe, threshold, ndocs, n_exact)`.
+    pub fn resolve(&self) -> (usize, f32, usize, usize) {
+        let k = self.k;
+        let (p, t, n) = if k <= 10 {
+            (1, 0.5, 256)
+        } else if k <= 100 {
+            (2, 0.45, 1024)
+        } else {
+            (4, 0.4, (k * 4).max(4096))
+        };
+        let ndocs = self.candidates.unwrap_or(n).max(1);
+        let exact = self.exact_candidates.unwrap_or((ndocs / 4).max(k)).max(1);
+        (
+            self.n_probe.unwrap_or(p).max(1),
+            self.centroid_score_threshold.unwrap_or(t),
+            ndocs,
+            exact,
+        )
+    }
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        Self::new(10)
+    }
+}
+
+/// One result: the document's external id and its MaxSim score over decompressed embeddings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: String,
+    pub score: f32,
+}
+
+/// Runs every query (in parallel) against one snapshot.
+pub(crate) fn search(
+    snap: &Snapshot,
+    queries: EmbeddingsView<'_>,
+    params: &SearchParams,
+    subset: Option<&[String]>,
+    cancel: &(dyn Fn() -> bool + Sync),
+) -> Result<Vec<Vec<Hit>>> {
+    colbert_embeddings::validate(queries.dim, queries.offsets, queries.data)
+        .map_err(|e| PlaidError::invalid(e.to_string()))?;
+    if params.k == 0 {
+        return Err(PlaidError::invalid("k must be at least 1"));
+    }
+    if let Some(t) = params.centroid_score_threshold {
+        if t.is_nan() {
+            return Err(PlaidError::invalid("centroid_score_threshold is NaN"));
+        }
+    }
+    let Some(cb) = &snap.codebook else {
+        return Ok(vec![Vec::new(); queries.len()]);
+    };
+    if queries.dim != cb.dim {
+        return Err(PlaidError::invalid(format!(
+            "queries have dim {}, the index has dim {}",
+            queries.dim, cb.dim
+        )));
+    }
+    // Subset: live documents only, sorted; unknown ids are ignored.
+    let subset_docs: Option<Vec<u32>> = subset.map(|ids| {
+        let mut v: Vec<u32> = ids.iter().filter_map(|id| snap.lookup(id)).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    });
+    let (_, _, _, n_exact) = params.resolve();
+    let eligible: Option<Vec<bool>> = match &subset_docs {
+        Some(docs) if docs.len() > n_exact => Some(eligible_centroids(snap, docs, cb.k)?),
+        _ => None,
+    };
+    (0..queries.len())
+        .into_par_iter()
+        .map(|qi| {
+            if cancel() {
+                return Err(PlaidError::Aborted);
+            }
+            search_one(
+                snap,
+                queries.item(qi),
+                params,
+                subset_docs.as_deref(),
+                eligible.as_deref(),
+                cancel,
+            )
+        })
+        .collect()
+}
+
+fn eligible_centroids(snap: &Snapshot, docs: &[u32], k: usize) -> Result<Vec<bool>> {
+    let mut e = vec![false; k];
+    for &d in docs {
+        if let Some((seg, l)) = snap.locate(d) {
+            let (a, b) = seg.token_range(l);
+            seg.check_codes(a, b)?;
+            let mut mark = |c: usize| {
+                if let Some(x) = e.get_mut(c) {
+                    *x = true;
+                }
+            };
+            match seg.codes()? {
+                crate::segment::Codes::U16(c) => c
+                    .get(a..b)
+                    .unwrap_or(&[])
+                    .iter()
+                    .for_each(|&v| mark(v as usize)),
+                crate::segment::Codes::U32(c) => c
+                    .get(a..b)
+                    .unwrap_or(&[])
+                    .iter()
+                    .for_each(|&v| mark(v as usize)),
+            }
+        }
+    }
+    Ok(e)
+}
+
+fn search_one(
+    snap: &Snapshot,
+    query: &[f32],
+    params: &SearchParams,
+    subset: Option<&[u32]>,
+    eligible: Option<&[bool]>,
+    cancel: &(dyn Fn() -> bool + Sync),
+) -> Result<Vec<Hit>> {
+    let Some(cb) = &snap.codebook else {
+        return Ok(Vec::new());
+    };
+    let dim = cb.dim;
+    let nq = query.len() / dim;
+    if nq == 0 {
+        return Ok(Vec::new());
+    }
+    let (n_probe, threshold, ndocs, n_exact) = params.resolve();
+    let finalists: Vec<u32> = match subset {
+        Some(s) if s.len() <= n_exact => s.to_vec(),
+        _ => {
+            let scores = centroids::centroid_scores(cb.centroids(), query, dim);
+            // A selective subset probes proportionally more (eligible) centroids, as
+            // next-plaid does: n_probe × ceil(live documents / subset documents).
+            let n_probe = match subset {
+                Some(s) if !s.is_empty() => {
+                    let scale = (snap.manifest.live_docs as usize).div_ceil(s.len()).max(1);
+                    n_probe.saturating_mul(scale)
+                }
+                _ => n_probe,
+            };
+            let probed = candidates::probe(&scores, nq, cb.k, n_probe, eligible);
+            let cands = candidates::candidates(snap, &probed, subset)?;
+            if cancel() {
+                return Err(PlaidError::Aborted);
+            }
+            let mask: Option<Vec<bool>> = (threshold > f32::NEG_INFINITY).then(|| {
+                centroids::max_per_centroid(&scores, nq)
+                    .iter()
+                    .map(|&m| m >= threshold)
+                    .collect()
+            });
+            let mut approx = prune::approx_scores(snap, &cands, &scores, nq, mask.as_deref())?;
+            prune::top_n(&mut approx, ndocs);
+            let mut docs: Vec<u32> = approx.iter().map(|p| p.1).collect();
+            if mask.is_some() {
+                let mut second = prune::approx_scores(snap, &docs, &scores, nq, None)?;
+                prune::top_n(&mut second, n_exact);
+                docs = second.iter().map(|p| p.1).collect();
+            } else {
+                docs.truncate(n_exact);
+            }
+            docs
+        }
+    };
+    if cancel() {
+        return Err(PlaidError::Aborted);
+    }
+    let scored: Vec<Result<(f32, u32)>> = finalists
+        .par_iter()
+        .map_init(
+            || (Vec::<f32>::new(), Vec::<f32>::new()),
+            |(buf, maxes), &d| {
+                snap.decompress_doc(d, buf)?;
+                Ok((maxsim::maxsim(query, buf, dim, maxes), d))
+            },
+        )
+        .collect();
+    let mut exact = scored.into_iter().collect::<Result<Vec<_>>>()?;
+    prune::top_n(&mut exact, params.k);
+    Ok(exact
+        .into_iter()
+        .map(|(score, d)| Hit {
+            id: snap.external_id(d).to_string(),
+            score,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colbert_defaults_by_k() {
+        assert_eq!(SearchParams::new(10).resolve(), (1, 0.5, 256, 64));
+        assert_eq!(SearchParams::new(100).resolve(), (2, 0.45, 1024, 256));
+        assert_eq!(SearchParams::new(1000).resolve(), (4, 0.4, 4096, 1024));
+        assert_eq!(SearchParams::new(2000).resolve(), (4, 0.4, 8000, 2000));
+        let p = SearchParams {
+            candidates: Some(8),
+            ..SearchParams::new(5)
+        };
+        assert_eq!(p.resolve().3, 5);
+    }
+}

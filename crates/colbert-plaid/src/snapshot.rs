@@ -1,0 +1,208 @@
+//! A snapshot: one committed generation, opened from its manifest. Snapshots are immutable and
+//! shared through `Arc`, so searches keep using the generation they started on while writers
+//! publish newer ones.
+
+use std::path::Path;
+
+use crate::codec::ResidualCodec;
+use crate::error::{PlaidError, Result};
+use crate::format::{Container, ContainerWriter, FileRef, Kind};
+use crate::manifest::Manifest;
+use crate::segment::Segment;
+use crate::storage::unique_name;
+
+/// Codebook container sections: 0 centroids `[K × dim]` f32, 1 cutoffs f32, 2 weights f32.
+pub(crate) struct Codebook {
+    c: Container,
+    pub codec: ResidualCodec,
+    pub dim: usize,
+    pub k: usize,
+}
+
+impl Codebook {
+    pub fn write(
+        dir: &Path,
+        generation: u64,
+        centroids: &[f32],
+        codec: &ResidualCodec,
+    ) -> Result<FileRef> {
+        let mut w = ContainerWriter::create(
+            dir,
+            unique_name("cbk-", generation, "plaid"),
+            Kind::Codebook,
+            3,
+        )?;
+        w.section(bytemuck::cast_slice(centroids))?;
+        w.section(bytemuck::cast_slice(codec.cutoffs()))?;
+        w.section(bytemuck::cast_slice(codec.weights()))?;
+        w.finish()
+    }
+
+    fn open(dir: &Path, fref: &FileRef, m: &Manifest) -> Result<Self> {
+        let c = Container::open(dir, fref, Kind::Codebook)?;
+        let dim = m.dim.unwrap_or(0);
+        let k = m.num_centroids;
+        if c.n_sections() != 3 {
+            return Err(PlaidError::corrupt("codebook: wrong number of sections"));
+        }
+        for i in 0..3 {
+            c.verify_section(i)?;
+        }
+        let cents = c.typed::<f32>(0)?;
+        if dim == 0 || cents.len() != k * dim || k == 0 {
+            return Err(PlaidError::corrupt("codebook: wrong centroid count"));
+        }
+        let codec = ResidualCodec::new(
+            m.options.nbits,
+            dim,
+            c.typed::<f32>(1)?.to_vec(),
+            c.typed::<f32>(2)?.to_vec(),
+        )
+        .map_err(|e| PlaidError::corrupt(format!("codebook: {e}")))?;
+        Ok(Codebook { c, codec, dim, k })
+    }
+
+    pub fn centroids(&self) -> &[f32] {
+        self.c.typed::<f32>(0).unwrap_or(&[])
+    }
+
+    pub fn centroid(&self, c: usize) -> &[f32] {
+        self.centroids()
+            .get(c * self.dim..(c + 1) * self.dim)
+            .unwrap_or(&[])
+    }
+}
+
+/// The deletion bitmap (bit set = deleted). Documents beyond its length are live.
+#[derive(Clone, Default)]
+pub(crate) struct Tombstones {
+    pub words: Vec<u64>,
+}
+
+impl Tombstones {
+    #[inline]
+    pub fn is_deleted(&self, doc: u32) -> bool {
+        self.words
+            .get(doc as usize / 64)
+            .is_some_and(|w| (w >> (doc % 64)) & 1 == 1)
+    }
+
+    pub fn set(&mut self, doc: u32) {
+        let i = doc as usize / 64;
+        if self.words.len() <= i {
+            self.words.resize(i + 1, 0);
+        }
+        self.words[i] |= 1 << (doc % 64);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.words.iter().map(|w| w.count_ones() as u64).sum()
+    }
+
+    pub fn write(&self, dir: &Path, generation: u64) -> Result<FileRef> {
+        let mut w = ContainerWriter::create(
+            dir,
+            unique_name("tomb-", generation, "plaid"),
+            Kind::Tombstones,
+            1,
+        )?;
+        w.section(bytemuck::cast_slice(&self.words))?;
+        w.finish()
+    }
+
+    fn open(dir: &Path, fref: &FileRef) -> Result<Self> {
+        let c = Container::open(dir, fref, Kind::Tombstones)?;
+        if c.n_sections() != 1 {
+            return Err(PlaidError::corrupt("tombstones: wrong number of sections"));
+        }
+        c.verify_section(0)?;
+        Ok(Tombstones {
+            words: c.typed::<u64>(0)?.to_vec(),
+        })
+    }
+}
+
+pub(crate) struct Snapshot {
+    pub manifest: Manifest,
+    pub codebook: Option<Codebook>,
+    pub segments: Vec<Segment>,
+    pub tombstones: Tombstones,
+}
+
+impl Snapshot {
+    pub fn open(dir: &Path, manifest: Manifest) -> Result<Self> {
+        let codebook = match &manifest.codebook {
+            Some(f) => Some(Codebook::open(dir, f, &manifest)?),
+            None => None,
+        };
+        let row_bytes = codebook.as_ref().map_or(0, |c| c.codec.row_bytes());
+        let segments = manifest
+            .segments
+            .iter()
+            .map(|s| Segment::open(dir, s, row_bytes))
+            .collect::<Result<Vec<_>>>()?;
+        let tombstones = match &manifest.tombstones {
+            Some(f) => Tombstones::open(dir, f)?,
+            None => Tombstones::default(),
+        };
+        if tombstones.count() != manifest.deleted_docs
+            || manifest.live_docs + manifest.deleted_docs != manifest.next_doc as u64
+        {
+            return Err(PlaidError::corrupt(
+                "tombstone count does not match the manifest",
+            ));
+        }
+        Ok(Snapshot {
+            manifest,
+            codebook,
+            segments,
+            tombstones,
+        })
+    }
+
+    /// The segment holding `doc` and its local number.
+    #[inline]
+    pub fn locate(&self, doc: u32) -> Option<(&Segment, u32)> {
+        let i = self.segments.partition_point(|s| s.meta.doc_start <= doc);
+        let s = self.segments.get(i.checked_sub(1)?)?;
+        let local = doc - s.meta.doc_start;
+        (local < s.meta.n_docs).then_some((s, local))
+    }
+
+    pub fn is_live(&self, doc: u32) -> bool {
+        doc < self.manifest.next_doc && !self.tombstones.is_deleted(doc)
+    }
+
+    /// The live document with external id `id`.
+    pub fn lookup(&self, id: &str) -> Option<u32> {
+        for s in self.segments.iter().rev() {
+            for l in s.find(id) {
+                let doc = s.meta.doc_start + l;
+                if !self.tombstones.is_deleted(doc) {
+                    return Some(doc);
+                }
+            }
+        }
+        None
+    }
+
+    pub fn external_id(&self, doc: u32) -> &str {
+        self.locate(doc).map_or("", |(s, l)| s.id(l))
+    }
+
+    pub fn doc_tokens(&self, doc: u32) -> usize {
+        self.locate(doc).map_or(0, |(s, l)| {
+            let (a, b) = s.token_range(l);
+            b - a
+        })
+    }
+
+    /// Decompresses document `doc` into `out` (resized to `tokens × dim`).
+    pub fn decompress_doc(&self, doc: u32, out: &mut Vec<f32>) -> Result<()> {
+        let (Some(cb), Some((s, l))) = (&self.codebook, self.locate(doc)) else {
+            out.clear();
+            return Ok(());
+        };
+        crate::search::decompress::decompress_doc(cb, s, l, out)
+    }
+}

@@ -1,0 +1,137 @@
+//! Directory-level storage: the writer lock, atomic manifest switches, fsyncs, unique file
+//! names and garbage collection of files no manifest references.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fs2::FileExt;
+
+use crate::error::{PlaidError, Result};
+use crate::manifest::{Manifest, MANIFEST};
+
+pub(crate) const LOCK: &str = "LOCK";
+/// Prefixes of every file this crate creates (GC never touches anything else).
+const OWNED_PREFIXES: [&str; 5] = ["seg-", "cbk-", "tomb-", "spill-", "MANIFEST.tmp-"];
+
+/// The cross-process writer lock: an OS advisory lock on `dir/LOCK`, held while this value
+/// lives. Readers never take it.
+#[derive(Debug)]
+pub(crate) struct WriterLock {
+    _file: File,
+}
+
+impl WriterLock {
+    pub fn try_acquire(dir: &Path) -> Result<Self> {
+        let path = dir.join(LOCK);
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| PlaidError::io("opening", &path, e))?;
+        match file.try_lock_exclusive() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(e)
+                if e.kind() == fs2::lock_contended_error().kind()
+                    || e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                Err(PlaidError::Locked(path.display().to_string()))
+            }
+            Err(e) => Err(PlaidError::io("locking", &path, e)),
+        }
+    }
+}
+
+/// A name no other file in the directory has: `<prefix><generation>-<nonce>.<ext>`.
+pub(crate) fn unique_name(prefix: &str, generation: u64, ext: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mix = nanos
+        ^ ((std::process::id() as u64) << 32)
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!("{prefix}{generation:08}-{mix:016x}.{ext}")
+}
+
+/// fsync of a directory, so that created/renamed entries are durable (no-op where unsupported).
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let d = File::open(dir).map_err(|e| PlaidError::io("opening", dir, e))?;
+        d.sync_all()
+            .map_err(|e| PlaidError::io("syncing", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Publishes `m` as the committed state: temp file, fsync, rename over `MANIFEST`, dir fsync.
+/// Files it references must already be durable.
+pub(crate) fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
+    let bytes = m.encode()?;
+    let tmp: PathBuf = dir.join(unique_name("MANIFEST.tmp-", m.generation, "json"));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = File::options().write(true).create_new(true).open(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, dir.join(MANIFEST))
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(PlaidError::io("publishing manifest in", dir, e));
+    }
+    sync_dir(dir)
+}
+
+/// Deletes files this crate owns that `m` does not reference (best effort). Call only while
+/// holding the writer lock, so no transaction is producing files concurrently. Readers that
+/// still map an older generation keep working on Unix (unlinked files stay mapped); where the
+/// OS refuses to delete a mapped file the error is ignored and a later GC retries.
+pub(crate) fn gc(dir: &Path, m: &Manifest) {
+    let keep: std::collections::HashSet<&str> = m.files().into_iter().collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if OWNED_PREFIXES.iter().any(|p| name.starts_with(p)) && !keep.contains(name) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Whether the directory holds files this crate owns that `m` does not reference.
+pub(crate) fn has_garbage(dir: &Path, m: &Manifest) -> bool {
+    let keep: std::collections::HashSet<&str> = m.files().into_iter().collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| OWNED_PREFIXES.iter().any(|p| n.starts_with(p)) && !keep.contains(n))
+    })
+}
+
+/// Disk usage of the files a manifest references plus the manifest itself.
+pub(crate) fn bytes_on_disk(dir: &Path, m: &Manifest) -> u64 {
+    let mut total = std::fs::metadata(dir.join(MANIFEST))
+        .map(|x| x.len())
+        .unwrap_or(0);
+    for s in &m.segments {
+        total += s.file.len;
+    }
+    total += m.codebook.as_ref().map_or(0, |f| f.len);
+    total += m.tombstones.as_ref().map_or(0, |f| f.len);
+    total
+}

@@ -1,0 +1,703 @@
+//! Transactions that add (and optionally delete) documents: [`Writer`].
+//!
+//! `push` validates a batch and appends its raw `f32` rows to a spill file inside the index
+//! directory (`spill-*.tmp`); ids and document lengths stay in memory. `commit`:
+//!
+//! 1. **Untrained index** – samples `min(1 + 16·sqrt(120·N), N)` documents from the spill
+//!    (seeded), estimates `E = avg tokens × N`, picks `K = 2^floor(log2(16·sqrt(E)))` (or the
+//!    configured count), holds out `min(5 %, 50,000)` of the sampled rows, runs k-means on the
+//!    rest and trains the residual codec on the held-out rows; `cluster_threshold` is the 75th
+//!    percentile of held-out residual norms.
+//! 2. **Trained index** – centroid expansion (fast-plaid/next-plaid update): new rows whose
+//!    squared L2 distance to their nearest centroid exceeds `cluster_threshold²` are outliers;
+//!    if there are at least [`MIN_OUTLIERS_FOR_EXPANSION`], k-means with
+//!    `max(1, ceil(n / max_points_per_centroid)) · 4` centroids runs on them and the new
+//!    (normalised) centroids are appended to the codebook.
+//! 3. Compresses the spill chunk by chunk (parallel nearest-centroid + residual packing) into
+//!    a new segment, builds its IVF, writes new tombstones if the transaction deletes, fsyncs
+//!    everything, opens the new snapshot, then switches the manifest.
+//!
+//! Memory is bounded by the k-means sample plus one chunk; nothing is proportional to the
+//! collection except per-document lengths and ids. Any error or cancellation deletes the new
+//! files and leaves the index as it was.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use colbert_embeddings::EmbeddingsView;
+use memmap2::Mmap;
+use rayon::prelude::*;
+
+use crate::codec::{check_nbits, quantiles, ResidualCodec};
+use crate::error::{PlaidError, Result};
+use crate::index::Inner;
+use crate::kernels::{argmax_centroids, dot};
+use crate::kmeans::{kmeans, num_centroids_for, sample_docs_count, KMeansConfig};
+use crate::manifest::{Manifest, StoredOptions};
+use crate::rng::Rng;
+use crate::segment::SegmentWriter;
+use crate::snapshot::{Codebook, Snapshot, Tombstones};
+use crate::storage::{self, unique_name, WriterLock};
+
+/// Tokens compressed per chunk.
+const CHUNK_TOKENS: usize = 32_768;
+/// Outlier rows kept (reservoir) for expansion k-means; residual norms kept for the threshold.
+const RESERVOIR: usize = 65_536;
+/// Fewer outliers than this in one commit do not create centroids.
+pub const MIN_OUTLIERS_FOR_EXPANSION: usize = 64;
+/// Up to this many new rows, the expansion scan's codes are kept for encoding (4 B each).
+const KEEP_CODES: usize = 1 << 24;
+
+/// A stage of a commit, reported through the `progress` callback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Progress {
+    /// Documents sampled for k-means (first training only).
+    Sampling { documents: usize, tokens: usize },
+    /// A k-means iteration finished (`centroids` being trained).
+    KMeans {
+        iteration: usize,
+        total: usize,
+        centroids: usize,
+    },
+    /// Outlier scan for centroid expansion finished.
+    Expansion {
+        outliers: usize,
+        new_centroids: usize,
+    },
+    /// Documents compressed so far.
+    Compress { done: usize, total: usize },
+    /// Writing the IVF, checksums, fsync and the manifest switch.
+    Writing,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitInfo {
+    /// Generation now current (unchanged if the transaction was empty).
+    pub generation: u64,
+    pub added: usize,
+    pub deleted: usize,
+    /// The codebook was trained by this commit (first commit or rebuild).
+    pub trained: bool,
+    /// Centroids appended by expansion.
+    pub new_centroids: usize,
+    pub num_centroids: usize,
+}
+
+struct Spill {
+    path: PathBuf,
+    out: BufWriter<File>,
+    rows: usize,
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Files created by an unfinished transaction, deleted unless disarmed.
+struct Created(Vec<PathBuf>);
+impl Drop for Created {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+pub(crate) enum Mode {
+    Append,
+    /// Replace every document: retrain from scratch, renumber (compaction).
+    Rebuild,
+}
+
+/// A write transaction holding the index's writer lock. Dropping it without `commit` discards
+/// everything pushed (its spill file is deleted).
+pub struct Writer {
+    inner: Arc<Inner>,
+    _lock: WriterLock,
+    base: Arc<Snapshot>,
+    mode: Mode,
+    spill: Option<Spill>,
+    ids: Vec<String>,
+    id_set: HashSet<String>,
+    doclens: Vec<u32>,
+    dim: Option<usize>,
+    deletes: Vec<u32>,
+    delete_set: HashSet<u32>,
+    options: Option<StoredOptions>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("dir", &self.inner.dir)
+            .field("pending", &self.ids.len())
+            .field("deletes", &self.deletes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub(crate) fn set_options(&mut self, o: StoredOptions) {
+        self.options = Some(o);
+    }
+
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        lock: WriterLock,
+        base: Arc<Snapshot>,
+        mode: Mode,
+    ) -> Self {
+        let dim = match mode {
+            Mode::Append => base.manifest.dim,
+            Mode::Rebuild => None,
+        };
+        Writer {
+            inner,
+            _lock: lock,
+            base,
+            mode,
+            spill: None,
+            ids: Vec::new(),
+            id_set: HashSet::new(),
+            doclens: Vec::new(),
+            dim,
+            deletes: Vec::new(),
+            delete_set: HashSet::new(),
+            options: None,
+        }
+    }
+
+    /// Documents pushed so far.
+    pub fn pending(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Stages the deletion of committed documents (applied atomically with the commit).
+    /// Unknown or already-deleted ids are ignored; returns how many documents will be deleted.
+    pub fn delete(&mut self, ids: &[String]) -> Result<usize> {
+        self.inner.check_open()?;
+        if matches!(self.mode, Mode::Rebuild) {
+            return Err(PlaidError::invalid("a rebuild transaction cannot delete"));
+        }
+        let mut n = 0;
+        for id in ids {
+            if let Some(doc) = self.base.lookup(id) {
+                if self.delete_set.insert(doc) {
+                    self.deletes.push(doc);
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Adds documents: `ids[i]` gets item `i` of `embeddings`. Fails (changing nothing) on a
+    /// count mismatch, an empty or duplicate id (within the call, the transaction, or against
+    /// live documents not deleted in this transaction), a wrong dim, a non-finite value or a
+    /// document without tokens.
+    pub fn push(&mut self, ids: Vec<String>, embeddings: EmbeddingsView<'_>) -> Result<()> {
+        self.inner.check_open()?;
+        colbert_embeddings::validate(embeddings.dim, embeddings.offsets, embeddings.data)
+            .map_err(|e| PlaidError::invalid(e.to_string()))?;
+        if ids.len() != embeddings.len() {
+            return Err(PlaidError::invalid(format!(
+                "{} ids for {} documents",
+                ids.len(),
+                embeddings.len()
+            )));
+        }
+        let dim = embeddings.dim;
+        if let Some(d) = self.dim {
+            if d != dim {
+                return Err(PlaidError::invalid(format!("expected dim {d}, got {dim}")));
+            }
+        } else {
+            check_nbits(
+                self.options
+                    .as_ref()
+                    .unwrap_or(&self.base.manifest.options)
+                    .nbits,
+                dim,
+            )?;
+        }
+        let mut seen = HashSet::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            if id.is_empty() {
+                return Err(PlaidError::invalid(format!("document {i} has an empty id")));
+            }
+            if !seen.insert(id.as_str()) || self.id_set.contains(id) {
+                return Err(PlaidError::invalid(format!("duplicate id {id:?}")));
+            }
+            if matches!(self.mode, Mode::Append) {
+                if let Some(doc) = self.base.lookup(id) {
+                    if !self.delete_set.contains(&doc) {
+                        return Err(PlaidError::invalid(format!("id {id:?} already exists")));
+                    }
+                }
+            }
+            if embeddings.offsets[i + 1] == embeddings.offsets[i] {
+                return Err(PlaidError::invalid(format!(
+                    "document {id:?} has no embeddings"
+                )));
+            }
+        }
+        let total = self.base.manifest.next_doc as u64 + (self.ids.len() + ids.len()) as u64;
+        if total >= u32::MAX as u64 {
+            return Err(PlaidError::invalid("too many documents for one index"));
+        }
+        if self.spill.is_none() {
+            let path =
+                self.inner
+                    .dir
+                    .join(unique_name("spill-", self.base.manifest.generation, "tmp"));
+            let f = File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| PlaidError::io("creating", &path, e))?;
+            self.spill = Some(Spill {
+                path,
+                out: BufWriter::with_capacity(1 << 20, f),
+                rows: 0,
+            });
+        }
+        let Some(spill) = self.spill.as_mut() else {
+            return Err(PlaidError::Internal("no spill".into()));
+        };
+        let rows = embeddings.data.len() / dim;
+        if let Err(e) = spill.out.write_all(bytemuck::cast_slice(embeddings.data)) {
+            // A partial write leaves garbage past `rows`: drop the spill so the transaction
+            // fails as a whole rather than committing inconsistent data.
+            let p = spill.path.clone();
+            self.spill = None;
+            self.ids.clear();
+            self.id_set.clear();
+            self.doclens.clear();
+            return Err(PlaidError::io("writing", &p, e));
+        }
+        spill.rows += rows;
+        self.dim = Some(dim);
+        for w in embeddings.offsets.windows(2) {
+            self.doclens.push(w[1] - w[0]);
+        }
+        self.id_set.extend(ids.iter().cloned());
+        self.ids.extend(ids);
+        Ok(())
+    }
+
+    /// Trains if needed, compresses, writes and publishes a new generation. On error or
+    /// cancellation (`ABORTED`) nothing changes on disk.
+    pub fn commit(
+        mut self,
+        cancel: &(dyn Fn() -> bool + Sync),
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<CommitInfo> {
+        self.inner.check_open()?;
+        let inner = self.inner.clone();
+        inner.install(|| self.commit_inner(cancel, progress))
+    }
+
+    fn commit_inner(
+        &mut self,
+        cancel: &(dyn Fn() -> bool + Sync),
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<CommitInfo> {
+        let dir = self.inner.dir.clone();
+        let base = self.base.clone();
+        let m0 = &base.manifest;
+        let rebuild = matches!(self.mode, Mode::Rebuild);
+        if self.ids.is_empty() && self.deletes.is_empty() && !rebuild {
+            return Ok(CommitInfo {
+                generation: m0.generation,
+                added: 0,
+                deleted: 0,
+                trained: false,
+                new_centroids: 0,
+                num_centroids: m0.num_centroids,
+            });
+        }
+        let gen = m0.generation + 1;
+        let mut created = Created(Vec::new());
+        let mut m1: Manifest = m0.clone();
+        m1.generation = gen;
+        let mut info = CommitInfo {
+            generation: gen,
+            added: self.ids.len(),
+            deleted: self.deletes.len(),
+            trained: false,
+            new_centroids: 0,
+            num_centroids: m0.num_centroids,
+        };
+        if rebuild {
+            m1.segments.clear();
+            m1.tombstones = None;
+            m1.next_doc = 0;
+            m1.live_docs = 0;
+            m1.live_tokens = 0;
+            m1.deleted_docs = 0;
+            m1.codebook = None;
+            m1.num_centroids = 0;
+            m1.dim = None;
+            if let Some(o) = &self.options {
+                m1.options = o.clone();
+            }
+        }
+        // Map the spill.
+        let map: Option<Mmap> = match self.spill.as_mut() {
+            Some(sp) => {
+                sp.out
+                    .flush()
+                    .map_err(|e| PlaidError::io("writing", &sp.path, e))?;
+                let f = sp.out.get_ref();
+                if sp.rows == 0 {
+                    None
+                } else {
+                    // SAFETY: the spill file is private to this transaction (unique name,
+                    // created with create_new, removed on drop) and is not written while mapped.
+                    Some(
+                        unsafe { Mmap::map(f) }
+                            .map_err(|e| PlaidError::io("mapping", &sp.path, e))?,
+                    )
+                }
+            }
+            None => None,
+        };
+        let data: &[f32] = match &map {
+            Some(m) => bytemuck::try_cast_slice(&m[..])
+                .map_err(|_| PlaidError::Internal("misaligned spill".into()))?,
+            None => &[],
+        };
+        let mut doc_rows = Vec::with_capacity(self.doclens.len() + 1);
+        doc_rows.push(0usize);
+        for &l in &self.doclens {
+            doc_rows.push(doc_rows.last().copied().unwrap_or(0) + l as usize);
+        }
+        let mut tombstones = if rebuild {
+            Tombstones::default()
+        } else {
+            base.tombstones.clone()
+        };
+        if !self.ids.is_empty() {
+            let dim = self
+                .dim
+                .ok_or_else(|| PlaidError::Internal("no dim".into()))?;
+            // Codes from the expansion scan, reused when no centroid was added.
+            let mut known_codes: Option<Vec<u32>> = None;
+            if data.len() != doc_rows.last().copied().unwrap_or(0) * dim {
+                return Err(PlaidError::Internal("spill size mismatch".into()));
+            }
+            // 1. Codebook: train, or expand the existing one.
+            let (centroids, codec): (Vec<f32>, ResidualCodec) = match (&base.codebook, rebuild) {
+                (Some(cb), false) => {
+                    let mut cents = cb.centroids().to_vec();
+                    let (new, codes) = expand(&m1, cb, data, dim, gen, cancel, progress)?;
+                    info.new_centroids = new.len() / dim;
+                    cents.extend_from_slice(&new);
+                    known_codes = codes;
+                    (cents, cb.codec.clone())
+                }
+                _ => {
+                    let t = train(&m1, data, dim, &doc_rows, cancel, progress)?;
+                    m1.cluster_threshold = t.threshold;
+                    m1.cluster_threshold_weight = t.heldout as u64;
+                    info.trained = true;
+                    (t.centroids, t.codec)
+                }
+            };
+            let k = centroids.len() / dim;
+            if info.trained || info.new_centroids > 0 {
+                let f = Codebook::write(&dir, gen, &centroids, &codec)?;
+                created.0.push(dir.join(&f.name));
+                m1.codebook = Some(f);
+                m1.num_centroids = k;
+                m1.dim = Some(dim);
+            }
+            info.num_centroids = k;
+            // 2. Compress into a new segment.
+            let mut seg = SegmentWriter::create(
+                &dir,
+                gen,
+                m1.next_doc,
+                &self.doclens,
+                &self.ids,
+                k,
+                codec.row_bytes(),
+            )?;
+            created.0.push(seg.path().to_path_buf());
+            let n_docs = self.ids.len();
+            let mut norms_rng = Rng::new(m1.options.seed ^ gen);
+            let mut norms: Vec<f32> = Vec::new();
+            let mut seen_tokens = 0usize;
+            let mut d0 = 0;
+            while d0 < n_docs {
+                if cancel() {
+                    return Err(PlaidError::Aborted);
+                }
+                let mut d1 = d0 + 1;
+                while d1 < n_docs && doc_rows[d1 + 1] - doc_rows[d0] <= CHUNK_TOKENS {
+                    d1 += 1;
+                }
+                let rows = &data[doc_rows[d0] * dim..doc_rows[d1] * dim];
+                let known = known_codes
+                    .as_deref()
+                    .and_then(|c| c.get(doc_rows[d0]..doc_rows[d1]));
+                let (codes, packed, rnorms) = encode_rows(&centroids, &codec, rows, dim, known);
+                seg.write_tokens(doc_rows[d0] as u64, &codes, &packed)?;
+                for r in rnorms {
+                    seen_tokens += 1;
+                    if norms.len() < RESERVOIR {
+                        norms.push(r);
+                    } else {
+                        let j = norms_rng.below(seen_tokens);
+                        if j < RESERVOIR {
+                            norms[j] = r;
+                        }
+                    }
+                }
+                progress(Progress::Compress {
+                    done: d1,
+                    total: n_docs,
+                });
+                d0 = d1;
+            }
+            if !info.trained {
+                // Token-weighted running estimate of the outlier threshold.
+                let p75 = quantiles(&norms, &[0.75])[0];
+                let (w0, w1) = (m1.cluster_threshold_weight as f64, seen_tokens as f64);
+                m1.cluster_threshold = ((m1.cluster_threshold as f64 * w0 + p75 as f64 * w1)
+                    / (w0 + w1).max(1.0)) as f32;
+                m1.cluster_threshold_weight += seen_tokens as u64;
+            }
+            if cancel() {
+                return Err(PlaidError::Aborted);
+            }
+            progress(Progress::Writing);
+            let meta = seg.finish()?;
+            m1.next_doc += meta.n_docs;
+            m1.live_docs += meta.n_docs as u64;
+            m1.live_tokens += meta.n_tokens;
+            m1.segments.push(meta);
+        } else {
+            progress(Progress::Writing);
+        }
+        // 3. Deletions.
+        if !self.deletes.is_empty() {
+            for &d in &self.deletes {
+                tombstones.set(d);
+                m1.live_tokens = m1.live_tokens.saturating_sub(base.doc_tokens(d) as u64);
+            }
+            m1.live_docs = m1.live_docs.saturating_sub(self.deletes.len() as u64);
+            m1.deleted_docs += self.deletes.len() as u64;
+            let f = tombstones.write(&dir, gen)?;
+            created.0.push(dir.join(&f.name));
+            m1.tombstones = Some(f);
+        }
+        if cancel() {
+            return Err(PlaidError::Aborted);
+        }
+        // 4. Everything is durable: open the new generation, then publish it.
+        storage::sync_dir(&dir)?;
+        let snap = Arc::new(Snapshot::open(&dir, m1.clone())?);
+        drop(map);
+        storage::write_manifest(&dir, &m1)?;
+        created.0.clear();
+        self.inner.publish(snap);
+        storage::gc(&dir, &m1);
+        Ok(info)
+    }
+}
+
+struct Trained {
+    centroids: Vec<f32>,
+    codec: ResidualCodec,
+    threshold: f32,
+    heldout: usize,
+}
+
+fn train(
+    m: &Manifest,
+    data: &[f32],
+    dim: usize,
+    doc_rows: &[usize],
+    cancel: &(dyn Fn() -> bool + Sync),
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Trained> {
+    let o = &m.options;
+    let n_docs = doc_rows.len() - 1;
+    let mut rng = Rng::new(o.seed);
+    let mut docs = rng.sample_indices(n_docs, sample_docs_count(n_docs));
+    docs.sort_unstable();
+    let mut sample = Vec::new();
+    for &d in &docs {
+        sample.extend_from_slice(&data[doc_rows[d] * dim..doc_rows[d + 1] * dim]);
+    }
+    let rows = sample.len() / dim;
+    progress(Progress::Sampling {
+        documents: docs.len(),
+        tokens: rows,
+    });
+    let est = rows as f64 / docs.len().max(1) as f64 * n_docs as f64;
+    // Shuffle, hold out min(5 %, 50k) rows for the codec.
+    let perm = rng.sample_indices(rows, rows);
+    let heldout = ((rows as f64 * 0.05) as usize).min(50_000);
+    let train_rows = rows - heldout;
+    let mut train = Vec::with_capacity(train_rows * dim);
+    for &i in &perm[..train_rows] {
+        train.extend_from_slice(&sample[i * dim..(i + 1) * dim]);
+    }
+    let mut held = Vec::with_capacity(heldout.max(1) * dim);
+    for &i in &perm[train_rows..] {
+        held.extend_from_slice(&sample[i * dim..(i + 1) * dim]);
+    }
+    drop(sample);
+    if held.is_empty() {
+        held = train.clone();
+    }
+    let k = o
+        .num_centroids
+        .unwrap_or_else(|| num_centroids_for(est))
+        .clamp(1, train_rows.max(1));
+    let iterations = o.kmeans_iterations;
+    let cfg = KMeansConfig {
+        k,
+        iterations,
+        seed: o.seed,
+        max_points_per_centroid: o.max_points_per_centroid,
+    };
+    let centroids = kmeans(&train, dim, cfg, cancel, &|i| {
+        progress(Progress::KMeans {
+            iteration: i,
+            total: iterations,
+            centroids: k,
+        })
+    })?;
+    drop(train);
+    let assign = argmax_centroids(&held, &centroids, dim, 1.0, None);
+    let mut residuals = Vec::with_capacity(held.len());
+    let mut norms = Vec::with_capacity(assign.len());
+    for (x, &(c, _)) in held.chunks_exact(dim).zip(&assign) {
+        let cent = &centroids[c as usize * dim..(c as usize + 1) * dim];
+        let mut n2 = 0.0f32;
+        for (a, b) in x.iter().zip(cent) {
+            residuals.push(a - b);
+            n2 += (a - b) * (a - b);
+        }
+        norms.push(n2.sqrt());
+    }
+    let codec = ResidualCodec::train(o.nbits, dim, &residuals)?;
+    let threshold = quantiles(&norms, &[0.75])[0];
+    Ok(Trained {
+        centroids,
+        codec,
+        threshold,
+        heldout: norms.len(),
+    })
+}
+
+/// Finds outliers among the new rows and clusters them into new, normalised centroids
+/// (returned row-major; empty when there are too few outliers). The scan computes every
+/// row's nearest centroid (inner product, as encoding does); when no centroid is added and
+/// the transaction is not huge, those codes are returned so encoding need not recompute them.
+fn expand(
+    m: &Manifest,
+    cb: &Codebook,
+    data: &[f32],
+    dim: usize,
+    gen: u64,
+    cancel: &(dyn Fn() -> bool + Sync),
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<(Vec<f32>, Option<Vec<u32>>)> {
+    let t2 = m.cluster_threshold * m.cluster_threshold;
+    let n_rows = data.len() / dim;
+    let mut codes: Option<Vec<u32>> = (n_rows <= KEEP_CODES).then(|| Vec::with_capacity(n_rows));
+    let cents = cb.centroids();
+    let cnorm: Vec<f32> = cents.chunks_exact(dim).map(|c| dot(c, c)).collect();
+    let mut rng = Rng::new(m.options.seed ^ gen.rotate_left(17));
+    let mut sample: Vec<f32> = Vec::new();
+    let mut outliers = 0usize;
+    for chunk in data.chunks(CHUNK_TOKENS * dim) {
+        if cancel() {
+            return Err(PlaidError::Aborted);
+        }
+        // Centroids are unit-norm, so the inner-product nearest centroid is the L2-nearest.
+        let best = argmax_centroids(chunk, cents, dim, 1.0, None);
+        if let Some(c) = codes.as_mut() {
+            c.extend(best.iter().map(|b| b.0));
+        }
+        for (x, &(c, s)) in chunk.chunks_exact(dim).zip(&best) {
+            let d2 = dot(x, x) + cnorm.get(c as usize).copied().unwrap_or(1.0) - 2.0 * s;
+            if d2 > t2 {
+                outliers += 1;
+                if sample.len() < RESERVOIR * dim {
+                    sample.extend_from_slice(x);
+                } else {
+                    let j = rng.below(outliers);
+                    if j < RESERVOIR {
+                        sample[j * dim..(j + 1) * dim].copy_from_slice(x);
+                    }
+                }
+            }
+        }
+    }
+    let mut k_new = 0;
+    let mut new = Vec::new();
+    if outliers >= MIN_OUTLIERS_FOR_EXPANSION {
+        let rows = sample.len() / dim;
+        let mpc = m.options.max_points_per_centroid.max(1);
+        k_new = (outliers.div_ceil(mpc).max(1) * 4).min(rows);
+        let cfg = KMeansConfig {
+            k: k_new,
+            iterations: m.options.kmeans_iterations,
+            seed: m.options.seed ^ gen,
+            max_points_per_centroid: mpc,
+        };
+        new = kmeans(&sample, dim, cfg, cancel, &|_| {})?;
+        codes = None;
+    }
+    progress(Progress::Expansion {
+        outliers,
+        new_centroids: k_new,
+    });
+    Ok((new, codes))
+}
+
+/// Nearest centroid (inner product), packed residual and residual norm of every row.
+pub(crate) fn encode_rows(
+    centroids: &[f32],
+    codec: &ResidualCodec,
+    rows: &[f32],
+    dim: usize,
+    known: Option<&[u32]>,
+) -> (Vec<u32>, Vec<u8>, Vec<f32>) {
+    let assign: Vec<(u32, f32)> = match known {
+        Some(k) if k.len() == rows.len() / dim => k.iter().map(|&c| (c, 0.0)).collect(),
+        _ => argmax_centroids(rows, centroids, dim, 1.0, None),
+    };
+    let rb = codec.row_bytes();
+    let n = rows.len() / dim;
+    let mut packed = vec![0u8; n * rb];
+    let mut norms = vec![0.0f32; n];
+    packed
+        .par_chunks_mut(rb)
+        .zip(norms.par_iter_mut())
+        .zip(rows.par_chunks(dim))
+        .zip(assign.par_iter())
+        .for_each(|(((p, nrm), x), &(c, _))| {
+            let cent = &centroids[c as usize * dim..(c as usize + 1) * dim];
+            codec.encode_residual(x, cent, p);
+            *nrm = x
+                .iter()
+                .zip(cent)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f32>()
+                .sqrt();
+        });
+    (assign.into_iter().map(|a| a.0).collect(), packed, norms)
+}

@@ -1,0 +1,462 @@
+#![allow(clippy::unwrap_used)]
+//! Create/open/info, errors, transactions (push validation, abort), add/delete/reopen,
+//! subset search, centroid expansion, rebuild, close and format versioning.
+mod common;
+use colbert_plaid::*;
+use common::*;
+
+const DIM: usize = 32;
+
+fn opts(k: usize) -> IndexOptions {
+    IndexOptions {
+        num_centroids: Some(k),
+        nbits: 2,
+        ..Default::default()
+    }
+}
+
+fn build(dir: &std::path::Path, c: &Corpus, range: std::ops::Range<usize>) -> PlaidIndex {
+    let idx = PlaidIndex::create(dir, opts(32), false).unwrap();
+    let (ids, e) = c.slice(range);
+    let mut w = idx.writer().unwrap();
+    w.push(ids, e.view()).unwrap();
+    w.commit(&no_cancel, &|_| {}).unwrap();
+    idx
+}
+
+fn search_ids(
+    idx: &PlaidIndex,
+    q: &Embeddings,
+    p: &SearchParams,
+    subset: Option<&[String]>,
+) -> Vec<Vec<String>> {
+    idx.search(q.view(), p, subset, &no_cancel)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.into_iter().map(|h| h.id).collect())
+        .collect()
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T>) -> &'static str {
+    r.err().map(|e| e.code()).unwrap_or("OK")
+}
+
+fn dir_files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn create_open_and_errors() {
+    let t = TempDir::new("create");
+    let missing = t.path().join("missing");
+    assert_eq!(code(PlaidIndex::open(&missing)), "INDEX_NOT_FOUND");
+    assert_eq!(
+        code(PlaidIndex::create(
+            t.path(),
+            IndexOptions {
+                nbits: 3,
+                ..Default::default()
+            },
+            false
+        )),
+        "INVALID_ARGUMENT"
+    );
+    let idx = PlaidIndex::create(t.path(), IndexOptions::default(), false).unwrap();
+    let info = idx.info().unwrap();
+    assert_eq!(
+        (
+            info.format_version,
+            info.generation,
+            info.documents,
+            info.dim,
+            info.nbits
+        ),
+        (FORMAT_VERSION, 0, 0, None, 4)
+    );
+    // Searching an untrained index gives empty results.
+    let q = Embeddings::from_items(DIM, vec![vec![0.1; DIM]]);
+    assert_eq!(
+        idx.search(q.view(), &SearchParams::new(3), None, &no_cancel)
+            .unwrap(),
+        vec![vec![]]
+    );
+    assert_eq!(
+        code(PlaidIndex::create(t.path(), IndexOptions::default(), false)),
+        "INDEX_EXISTS"
+    );
+    let again = PlaidIndex::create(t.path(), IndexOptions::default(), true).unwrap();
+    assert_eq!(again.info().unwrap().generation, 1);
+    assert!(idx.refresh().unwrap());
+    let other = TempDir::new("foreign");
+    std::fs::create_dir_all(other.path()).unwrap();
+    std::fs::write(other.path().join("notes.txt"), "mine").unwrap();
+    assert_eq!(
+        code(PlaidIndex::create(
+            other.path(),
+            IndexOptions::default(),
+            true
+        )),
+        "INDEX_EXISTS"
+    );
+    assert!(other.path().join("notes.txt").exists());
+    assert_eq!(code(PlaidIndex::open(other.path())), "INDEX_NOT_FOUND");
+}
+
+#[test]
+fn writer_lock_is_exclusive() {
+    let t = TempDir::new("lock");
+    let idx = PlaidIndex::create(t.path(), opts(8), false).unwrap();
+    let other = PlaidIndex::open(t.path()).unwrap();
+    let w = idx.writer().unwrap();
+    assert_eq!(code(idx.writer()), "INDEX_LOCKED");
+    assert_eq!(code(other.writer()), "INDEX_LOCKED");
+    assert_eq!(code(other.delete(&ids(&["x"]))), "INDEX_LOCKED");
+    drop(w);
+    let w = other.writer().unwrap();
+    drop(w);
+    assert_eq!(other.delete(&ids(&["x"])).unwrap(), 0);
+}
+
+#[test]
+fn failed_push_changes_nothing() {
+    let t = TempDir::new("push");
+    let c = Corpus::new(3, 60, DIM, 5, 20);
+    let idx = build(t.path(), &c, 0..40);
+    let before = idx.info().unwrap();
+    let mut w = idx.writer().unwrap();
+    let (ids2, e) = c.slice(40..50);
+    let one = |v: Vec<f32>| Embeddings::from_items(v.len() / 16, vec![v]);
+    // wrong dim
+    let bad = Embeddings::from_items(16, vec![vec![0.5; 32]]);
+    assert_eq!(code(w.push(ids(&["n1"]), bad.view())), "INVALID_ARGUMENT");
+    let _ = one;
+    // non-finite
+    let mut nan = e.item(0).to_vec();
+    nan[3] = f32::NAN;
+    let nan = Embeddings::from_items(DIM, vec![nan]);
+    assert_eq!(code(w.push(ids(&["n2"]), nan.view())), "INVALID_ARGUMENT");
+    // duplicate within the call, against live ids, empty id, count mismatch, empty document
+    let two = Embeddings::from_items(DIM, vec![e.item(0).to_vec(), e.item(1).to_vec()]);
+    assert_eq!(
+        code(w.push(ids(&["d", "d"]), two.view())),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(
+        code(w.push(ids(&["new", "doc-3"]), two.view())),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(
+        code(w.push(ids(&["", "z"]), two.view())),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(code(w.push(ids(&["z"]), two.view())), "INVALID_ARGUMENT");
+    let empty = Embeddings::from_items(DIM, vec![vec![], e.item(0).to_vec()]);
+    assert_eq!(
+        code(w.push(ids(&["e1", "e2"]), empty.view())),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(w.pending(), 0);
+    // A valid push, then a duplicate of it within the same transaction.
+    w.push(ids2.clone(), e.view()).unwrap();
+    assert_eq!(
+        code(w.push(vec![ids2[0].clone()], one(vec![0.0; 32]).view())),
+        "INVALID_ARGUMENT"
+    );
+    drop(w);
+    // Dropping the writer discarded everything; its spill file is gone.
+    assert_eq!(idx.info().unwrap(), before);
+    assert!(dir_files(t.path()).iter().all(|f| !f.starts_with("spill-")));
+    // Deleting an id and re-adding it in the same transaction is allowed (upsert).
+    let mut w = idx.writer().unwrap();
+    assert_eq!(w.delete(&ids(&["doc-3", "nope"])).unwrap(), 1);
+    let (_, e3) = c.slice(3..4);
+    w.push(ids(&["doc-3"]), e3.view()).unwrap();
+    let info = w.commit(&no_cancel, &|_| {}).unwrap();
+    assert_eq!((info.added, info.deleted), (1, 1));
+    let i = idx.info().unwrap();
+    assert_eq!((i.documents, i.deleted), (40, 1));
+}
+
+#[test]
+fn aborted_commit_leaves_index_unchanged() {
+    let t = TempDir::new("abort");
+    let c = Corpus::new(4, 80, DIM, 5, 20);
+    let idx = PlaidIndex::create(t.path(), opts(16), false).unwrap();
+    let files0 = dir_files(t.path());
+    for stop_after in [0usize, 1, 3] {
+        let mut w = idx.writer().unwrap();
+        let (ids, e) = c.slice(0..80);
+        w.push(ids, e.view()).unwrap();
+        let polls = std::sync::atomic::AtomicUsize::new(0);
+        let cancel = || polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= stop_after;
+        assert_eq!(code(w.commit(&cancel, &|_| {})), "ABORTED");
+        assert_eq!(idx.info().unwrap().generation, 0);
+        assert_eq!(dir_files(t.path()), files0);
+    }
+    let reopened = PlaidIndex::open(t.path()).unwrap();
+    assert_eq!(reopened.info().unwrap().documents, 0);
+}
+
+#[test]
+fn add_delete_reopen_and_subset() {
+    let t = TempDir::new("crud");
+    let c = Corpus::new(5, 150, DIM, 5, 30);
+    let idx = build(t.path(), &c, 0..100);
+    let progress = std::sync::Mutex::new(vec![]);
+    // Second commit: assigned to the existing centroids.
+    let (ids2, e2) = c.slice(100..150);
+    let mut w = idx.writer().unwrap();
+    w.push(ids2, e2.view()).unwrap();
+    let ci = w
+        .commit(&no_cancel, &|p| progress.lock().unwrap().push(p))
+        .unwrap();
+    assert!(!ci.trained);
+    assert!(progress.lock().unwrap().iter().any(|p| matches!(
+        p,
+        Progress::Compress {
+            done: 50,
+            total: 50
+        }
+    )));
+    let info = idx.info().unwrap();
+    assert_eq!(
+        (info.documents, info.segments, info.generation),
+        (150, 2, 2)
+    );
+    assert_eq!(info.embeddings as usize, c.docs.rows());
+
+    let q = c.queries(1, 10, 8);
+    let all = SearchParams {
+        n_probe: Some(32),
+        centroid_score_threshold: Some(f32::NEG_INFINITY),
+        candidates: Some(1000),
+        ..SearchParams::new(5)
+    };
+    let before = search_ids(&idx, &q, &all, None);
+    // Delete the current top hits: they disappear, nothing else moves.
+    let victims: Vec<String> = before.iter().map(|r| r[0].clone()).collect();
+    let mut uniq = victims.clone();
+    uniq.sort();
+    uniq.dedup();
+    let mut with_unknown = victims.clone();
+    with_unknown.push("no-such-doc".into());
+    assert_eq!(idx.delete(&with_unknown).unwrap(), uniq.len());
+    assert_eq!(idx.delete(&victims).unwrap(), 0);
+    let after = search_ids(&idx, &q, &all, None);
+    for (b, a) in before.iter().zip(&after) {
+        assert!(a.iter().all(|id| !uniq.contains(id)));
+        let kept: Vec<&String> = b.iter().filter(|id| !uniq.contains(id)).collect();
+        assert_eq!(kept, a.iter().take(kept.len()).collect::<Vec<_>>());
+    }
+    let info = idx.info().unwrap();
+    assert_eq!(
+        (info.documents, info.deleted),
+        (150 - uniq.len() as u64, uniq.len() as u64)
+    );
+    // Reopen: same state, same results.
+    let re = PlaidIndex::open(t.path()).unwrap();
+    assert_eq!(re.info().unwrap(), info);
+    assert_eq!(search_ids(&re, &q, &all, None), after);
+    assert!(!re.contains(&uniq[0]).unwrap());
+    assert!(re.contains("doc-149").unwrap());
+    // Reconstruct gives unit-norm decompressed rows.
+    let r = re.reconstruct(&ids(&["doc-7"])).unwrap();
+    assert_eq!(r.rows(), c.docs.item(7).len() / DIM);
+    assert_eq!(code(re.reconstruct(&uniq[..1])), "INVALID_ARGUMENT");
+
+    // Subset search: small subset (exhaustive path) and large subset (restricted probing).
+    let small: Vec<String> = (0..20).map(|i| format!("doc-{}", i * 3)).collect();
+    for p in [SearchParams::new(5), all.clone()] {
+        for r in search_ids(&re, &q, &p, Some(&small)) {
+            assert!(r.iter().all(|id| small.contains(id)), "{r:?}");
+            assert_eq!(r.len(), 5);
+        }
+    }
+    let large: Vec<String> = (0..150)
+        .filter(|i| i % 2 == 0)
+        .map(|i| format!("doc-{i}"))
+        .collect();
+    let p = SearchParams {
+        candidates: Some(40),
+        ..SearchParams::new(5)
+    };
+    for r in search_ids(&re, &q, &p, Some(&large)) {
+        assert!(r.iter().all(|id| large.contains(id)));
+        assert!(r.iter().all(|id| !uniq.contains(id)));
+    }
+    // A subset that is everything gives the unrestricted result.
+    let everything: Vec<String> = c.ids.clone();
+    assert_eq!(search_ids(&re, &q, &all, Some(&everything)), after);
+    // Re-adding a deleted id works and makes it searchable again.
+    let mut w = re.writer().unwrap();
+    let (_, e) = c.slice(0..1);
+    w.push(vec![uniq[0].clone()], e.view()).unwrap();
+    w.commit(&no_cancel, &|_| {}).unwrap();
+    assert!(re.contains(&uniq[0]).unwrap());
+    assert!(idx.refresh().unwrap());
+    assert!(idx.contains(&uniq[0]).unwrap());
+}
+
+#[test]
+fn centroid_expansion_on_new_distribution() {
+    let t = TempDir::new("expand");
+    let a = Corpus::new(6, 100, DIM, 10, 30);
+    let b = Corpus::with_prefix(7777, 60, DIM, 10, 30, "new");
+    let idx = build(t.path(), &a, 0..100);
+    let k0 = idx.info().unwrap().num_centroids;
+    let mut w = idx.writer().unwrap();
+    w.push(b.ids.clone(), b.docs.view()).unwrap();
+    let ci = w.commit(&no_cancel, &|_| {}).unwrap();
+    assert!(ci.new_centroids > 0, "{ci:?}");
+    let info = idx.info().unwrap();
+    assert_eq!(info.num_centroids, k0 + ci.new_centroids);
+    // Queries about the new documents find them.
+    let q = b.queries(3, 10, 8);
+    let truth = exact_topk(q.view(), b.docs.view(), &b.ids, 1);
+    let res = search_ids(&idx, &q, &SearchParams::new(10), None);
+    let found = res
+        .iter()
+        .zip(&truth)
+        .filter(|(r, t)| r.contains(&t[0].0))
+        .count();
+    assert!(found >= 9, "{found}/10");
+    let re = PlaidIndex::open(t.path()).unwrap();
+    assert_eq!(re.info().unwrap().num_centroids, info.num_centroids);
+}
+
+#[test]
+fn rebuild_compacts_and_keeps_ids() {
+    let t = TempDir::new("rebuild");
+    let c = Corpus::new(8, 120, DIM, 5, 20);
+    let idx = build(t.path(), &c, 0..80);
+    let (ids2, e2) = c.slice(80..120);
+    let mut w = idx.writer().unwrap();
+    w.push(ids2, e2.view()).unwrap();
+    w.commit(&no_cancel, &|_| {}).unwrap();
+    let dead: Vec<String> = (0..120).step_by(7).map(|i| format!("doc-{i}")).collect();
+    idx.delete(&dead).unwrap();
+    let before = idx.info().unwrap();
+    let ci = idx
+        .rebuild(
+            Some(&IndexOptions {
+                nbits: 4,
+                num_centroids: Some(16),
+                ..Default::default()
+            }),
+            &no_cancel,
+            &|_| {},
+        )
+        .unwrap();
+    assert!(ci.trained);
+    let after = idx.info().unwrap();
+    assert_eq!(
+        (
+            after.documents,
+            after.deleted,
+            after.segments,
+            after.nbits,
+            after.num_centroids
+        ),
+        (before.documents, 0, 1, 4, 16)
+    );
+    assert_eq!(after.embeddings, before.embeddings);
+    for i in 0..120 {
+        assert_eq!(idx.contains(&format!("doc-{i}")).unwrap(), i % 7 != 0);
+    }
+    let q = c.queries(2, 5, 8);
+    let r = idx
+        .search(q.view(), &SearchParams::new(5), None, &no_cancel)
+        .unwrap();
+    assert!(r
+        .iter()
+        .all(|h| h.len() == 5 && h.iter().all(|x| !dead.contains(&x.id))));
+    let files = dir_files(t.path());
+    assert_eq!(
+        files.iter().filter(|f| f.starts_with("seg-")).count(),
+        1,
+        "{files:?}"
+    );
+}
+
+#[test]
+fn close_and_format_version() {
+    let t = TempDir::new("close");
+    let c = Corpus::new(9, 30, DIM, 5, 10);
+    let idx = build(t.path(), &c, 0..30);
+    let q = c.queries(1, 2, 4);
+    let clone = idx.clone();
+    idx.close();
+    assert_eq!(
+        code(clone.search(q.view(), &SearchParams::new(3), None, &no_cancel)),
+        "CLOSED"
+    );
+    assert_eq!(code(clone.info()), "CLOSED");
+    assert_eq!(code(clone.writer()), "CLOSED");
+    // A manifest from a future format version.
+    let path = t.path().join("MANIFEST");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (_, json) = text.split_once('\n').unwrap();
+    let json = json.replace("\"format_version\":1", "\"format_version\":2");
+    let crc = crc32(format!("2\n{json}").as_bytes());
+    std::fs::write(&path, format!("PLAID-MANIFEST 2 {crc:08x}\n{json}")).unwrap();
+    let e = PlaidIndex::open(t.path()).err().unwrap();
+    assert_eq!(e.code(), "INDEX_FORMAT_UNSUPPORTED");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("version 2") && msg.contains("version 1"),
+        "{msg}"
+    );
+}
+
+fn crc32(b: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &x in b {
+        crc ^= x as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn bytes_per_embedding_at_dim_128() {
+    let c = Corpus::new(10, 40, 128, 10, 20);
+    for (nbits, expect) in [(2u8, 34.0), (4, 66.0)] {
+        let t = TempDir::new("bytes");
+        let idx = PlaidIndex::create(
+            t.path(),
+            IndexOptions {
+                nbits,
+                num_centroids: Some(16),
+                ..Default::default()
+            },
+            false,
+        )
+        .unwrap();
+        let mut w = idx.writer().unwrap();
+        w.push(c.ids.clone(), c.docs.view()).unwrap();
+        w.commit(&no_cancel, &|_| {}).unwrap();
+        let i = idx.info().unwrap();
+        assert_eq!(i.payload_bytes as f64 / i.embeddings as f64, expect);
+        assert!(i.ivf_bytes < i.embeddings * 4 + 17 * 8);
+    }
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<PlaidIndex>();
+    send::<Writer>();
+    send_sync::<PlaidError>();
+}

@@ -1,0 +1,332 @@
+// The PLAID index: create/open an index folder, add (streamed) and delete documents by id, search.
+import path from 'node:path'
+
+import { assertEmbeddings, count, type Embeddings } from './embeddings'
+import { abortError, callNative, fromNative, invalidArgument } from './errors'
+import { native, type Native } from './native'
+import { guard } from './progress'
+import { threadBudget } from './runtime'
+
+export interface PlaidIndexOptions {
+  /** Bits per residual dimension: 1, 2 or 4 (default 4). */
+  nbits?: 1 | 2 | 4
+  /** k-means iterations (default 4). */
+  kmeansIterations?: number
+  /** Number of centroids (default `2^floor(log2(16·sqrt(embeddings)))`, decided at the first add). */
+  numCentroids?: number
+  /** Seed of every random choice (default 42). */
+  seed?: number
+  /** k-means point cap per centroid (default 256). */
+  maxPointsPerCentroid?: number
+  /** Replace an existing index in `dir` (default false: `INDEX_EXISTS`). */
+  overwrite?: boolean
+}
+
+export interface PlaidIndexInfo {
+  formatVersion: number
+  /** Committed transactions so far. */
+  generation: number
+  /** Live documents. */
+  documents: number
+  /** Token embeddings of live documents. */
+  embeddings: number
+  /** `null` until the first add trains the index. */
+  dim: number | null
+  nbits: number
+  numCentroids: number
+  /** Deleted documents whose space is not reclaimed yet. */
+  deleted: number
+  bytesOnDisk: number
+  segments: number
+}
+
+export type AddProgress =
+  | { stage: 'push'; documents: number }
+  | { stage: 'sample' | 'kmeans' | 'expand' | 'compress' | 'write'; done: number; total: number }
+
+export interface AddOptions {
+  signal?: AbortSignal
+  /** Called as batches arrive and as the commit trains, compresses and writes. Must not throw (a throw is only warned about). */
+  onProgress?: (progress: AddProgress) => void
+}
+
+export interface AddResult {
+  added: number
+  /** The first add trains the codebook (k-means). */
+  trained: boolean
+  /** Centroids added for outlier embeddings (PLAID's update). */
+  newCentroids: number
+  numCentroids: number
+  generation: number
+}
+
+export interface SearchOptions {
+  /** Results per query (default 10). */
+  k?: number
+  /** Centroids probed per query token (default by k: 1, 2 or 4, as ColBERT). */
+  nProbe?: number
+  /** Centroid score threshold of the pruned pass (default by k: 0.5, 0.45, 0.4). */
+  centroidScoreThreshold?: number
+  /** Documents kept after centroid interaction (default by k: 256, 1024, max(4k, 4096)). */
+  candidates?: number
+  /** Documents decompressed and scored exactly (default max(candidates / 4, k)). */
+  exactCandidates?: number
+  /** Search only these document ids. */
+  subset?: readonly string[]
+  signal?: AbortSignal
+}
+
+export interface SearchHit {
+  id: string
+  score: number
+}
+
+export interface DocumentBatch {
+  ids: readonly string[]
+  embeddings: Embeddings
+}
+
+const CREATE_KEYS = new Set(['nbits', 'kmeansIterations', 'numCentroids', 'seed', 'maxPointsPerCentroid', 'overwrite'])
+const SEARCH_KEYS = new Set(['k', 'nProbe', 'centroidScoreThreshold', 'candidates', 'exactCandidates', 'subset', 'signal'])
+
+function checkKeys(options: object, allowed: Set<string>, what: string) {
+  if (options === null || typeof options !== 'object') throw invalidArgument(`${what} must be an object`)
+  for (const key of Object.keys(options)) if (!allowed.has(key)) throw invalidArgument(`unknown ${what} ${JSON.stringify(key)}`)
+}
+
+function positiveInt(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 2 ** 32 - 1) {
+    throw invalidArgument(`${name} must be a positive integer, got ${String(value)}`)
+  }
+  return value as number
+}
+
+function checkIds(ids: unknown, n: number, what = 'ids'): string[] {
+  if (!Array.isArray(ids)) throw invalidArgument(`${what} must be an array of strings`)
+  if (ids.length !== n) throw invalidArgument(`${what} has ${ids.length} entries but the embeddings hold ${n} documents`)
+  ids.forEach((id, i) => {
+    if (typeof id !== 'string' || id.length === 0) throw invalidArgument(`${what}[${i}] must be a non-empty string`)
+  })
+  return ids as string[]
+}
+
+function checkSignal(signal: unknown): AbortSignal | undefined {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('signal must be an AbortSignal')
+  return signal as AbortSignal | undefined
+}
+
+async function withCancel<T>(signal: AbortSignal | undefined, run: (token: Native.CancelToken) => Promise<T>): Promise<T> {
+  if (signal?.aborted) throw abortError(signal)
+  const token = new native.CancelToken()
+  const onAbort = () => token.cancel()
+  signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    return await run(token)
+  } catch (e) {
+    const err = fromNative(e)
+    throw err.code === 'ABORTED' ? abortError(signal) : err
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+function isAsyncIterable(x: unknown): x is AsyncIterable<DocumentBatch> {
+  return x !== null && typeof x === 'object' && Symbol.asyncIterator in x
+}
+
+function isIterable(x: unknown): x is Iterable<DocumentBatch> {
+  return x !== null && typeof x === 'object' && Symbol.iterator in x && !Array.isArray(x)
+}
+
+/**
+ * A PLAID index of token embeddings with stable string ids. Every change is a transaction (old
+ * or new state survive any crash); searches read a committed snapshot and never wait for writers.
+ */
+export class PlaidIndex {
+  readonly #native: Native.NativePlaidIndex
+  /** The index folder. */
+  readonly dir: string
+
+  private constructor(handle: Native.NativePlaidIndex) {
+    this.#native = handle
+    this.dir = handle.dir
+  }
+
+  /** Creates an empty index in `dir`; the first `add` trains it. */
+  static async create(dir: string, options: PlaidIndexOptions = {}): Promise<PlaidIndex> {
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('the index path must be a non-empty string')
+    checkKeys(options, CREATE_KEYS, 'option')
+    if (options.nbits !== undefined && ![1, 2, 4].includes(options.nbits)) throw invalidArgument('nbits must be 1, 2 or 4')
+    if (options.seed !== undefined && (!Number.isSafeInteger(options.seed) || options.seed < 0)) {
+      throw invalidArgument('seed must be a non-negative integer')
+    }
+    if (options.overwrite !== undefined && typeof options.overwrite !== 'boolean') throw invalidArgument('overwrite must be a boolean')
+    threadBudget()
+    try {
+      return new PlaidIndex(
+        await native.createPlaidIndex(path.resolve(dir), {
+          nbits: options.nbits,
+          kmeansIterations: positiveInt(options.kmeansIterations, 'kmeansIterations'),
+          numCentroids: positiveInt(options.numCentroids, 'numCentroids'),
+          seed: options.seed,
+          maxPointsPerCentroid: positiveInt(options.maxPointsPerCentroid, 'maxPointsPerCentroid'),
+          overwrite: options.overwrite,
+        }),
+      )
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Opens an existing index (memory-mapped; usable at once). */
+  static async open(dir: string): Promise<PlaidIndex> {
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('the index path must be a non-empty string')
+    threadBudget()
+    try {
+      return new PlaidIndex(await native.openPlaidIndex(path.resolve(dir)))
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** A summary of the committed state this handle sees. */
+  get info(): PlaidIndexInfo {
+    const i = callNative(() => this.#native.info)
+    return { ...i, dim: i.dim ?? null }
+  }
+
+  /**
+   * Adds documents in one transaction: `add(ids, embeddings)`, or a stream `add(batches)` of
+   * `{ ids, embeddings }` (sync or async iterable) whose memory stays bounded by one batch plus
+   * the k-means sample. Ids must be new and unique. Nothing is visible until it resolves; on
+   * error or abort the index is unchanged.
+   */
+  async add(
+    idsOrBatches: readonly string[] | Iterable<DocumentBatch> | AsyncIterable<DocumentBatch> | null | undefined,
+    embeddingsOrOptions?: Embeddings | Iterable<DocumentBatch> | AsyncIterable<DocumentBatch> | AddOptions,
+    maybeOptions?: AddOptions,
+  ): Promise<AddResult> {
+    let batches: Iterable<DocumentBatch> | AsyncIterable<DocumentBatch>
+    let options: AddOptions
+    if (Array.isArray(idsOrBatches)) {
+      const e = embeddingsOrOptions
+      if (isAsyncIterable(e) || isIterable(e)) throw invalidArgument('pass either (ids, embeddings) or a stream of { ids, embeddings }')
+      assertEmbeddings(e, 'embeddings')
+      checkIds(idsOrBatches, count(e))
+      batches = [{ ids: idsOrBatches, embeddings: e }]
+      options = maybeOptions ?? {}
+    } else if (isAsyncIterable(idsOrBatches) || isIterable(idsOrBatches)) {
+      batches = idsOrBatches
+      options = (embeddingsOrOptions as AddOptions | undefined) ?? {}
+    } else if (idsOrBatches == null && (isAsyncIterable(embeddingsOrOptions) || isIterable(embeddingsOrOptions))) {
+      batches = embeddingsOrOptions
+      options = maybeOptions ?? {}
+    } else {
+      throw invalidArgument('add takes (ids: string[], embeddings: Embeddings) or an (async) iterable of { ids, embeddings }')
+    }
+    const signal = checkSignal(options.signal)
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress must be a function')
+    const progress = guard(options.onProgress, 'onProgress')
+    if (signal?.aborted) throw abortError(signal)
+    const writer = callNative(() => this.#native.writer())
+    let committed = false
+    try {
+      let documents = 0
+      for await (const batch of batches as AsyncIterable<DocumentBatch>) {
+        if (signal?.aborted) throw abortError(signal)
+        if (batch === null || typeof batch !== 'object') throw invalidArgument('each batch must be { ids, embeddings }')
+        assertEmbeddings(batch.embeddings, 'batch.embeddings')
+        const ids = checkIds(batch.ids, count(batch.embeddings), 'batch.ids')
+        try {
+          await writer.push(ids, batch.embeddings.dim, batch.embeddings.offsets, batch.embeddings.data)
+        } catch (e) {
+          throw fromNative(e)
+        }
+        documents += ids.length
+        progress?.({ stage: 'push', documents })
+      }
+      const info = await withCancel(signal, (token) =>
+        writer.commit(
+          token,
+          progress
+            ? (arg: [string, number, number] | string, done?: number, total?: number) => {
+                const [stage, d, t] = Array.isArray(arg) ? arg : [arg, done ?? 0, total ?? 0]
+                progress({ stage: stage as 'compress', done: d, total: t })
+              }
+            : undefined,
+        ),
+      )
+      committed = true
+      return {
+        added: info.added,
+        trained: info.trained,
+        newCentroids: info.newCentroids,
+        numCentroids: info.numCentroids,
+        generation: info.generation,
+      }
+    } finally {
+      if (!committed) writer.abort()
+    }
+  }
+
+  /** Deletes documents by id in one transaction; unknown ids are ignored. Returns how many were deleted. */
+  async delete(ids: readonly string[]): Promise<number> {
+    if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string')) throw invalidArgument('ids must be an array of strings')
+    try {
+      return await this.#native.delete(ids as string[])
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Searches a batch of queries; `hits[i]` is query i's results, best first. */
+  async search(queries: Embeddings, options: SearchOptions = {}): Promise<SearchHit[][]> {
+    assertEmbeddings(queries, 'queries')
+    checkKeys(options, SEARCH_KEYS, 'search option')
+    const signal = checkSignal(options.signal)
+    const t = options.centroidScoreThreshold
+    if (t !== undefined && (typeof t !== 'number' || Number.isNaN(t))) throw invalidArgument('centroidScoreThreshold must be a number')
+    const subset = options.subset
+    if (subset !== undefined && (!Array.isArray(subset) || subset.some((id) => typeof id !== 'string'))) {
+      throw invalidArgument('subset must be an array of strings')
+    }
+    const params: Native.NativeSearchParams = {
+      k: positiveInt(options.k, 'k') ?? 10,
+      nProbe: positiveInt(options.nProbe, 'nProbe'),
+      centroidScoreThreshold: t === undefined ? undefined : Math.max(t, -3.4e38),
+      candidates: positiveInt(options.candidates, 'candidates'),
+      exactCandidates: positiveInt(options.exactCandidates, 'exactCandidates'),
+    }
+    return withCancel(signal, (token) =>
+      this.#native.search(queries.dim, queries.offsets, queries.data, params, subset as string[] | undefined, token),
+    )
+  }
+
+  /** Picks up changes committed by another handle or process; resolves `true` if there were any. */
+  async refresh(): Promise<boolean> {
+    try {
+      return await this.#native.refresh()
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Closes this handle; later calls fail with `CLOSED`. */
+  async close(): Promise<void> {
+    this.#native.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    try {
+      const i = this.info
+      return `PlaidIndex { dir: '${this.dir}', documents: ${i.documents}, nbits: ${i.nbits}, centroids: ${i.numCentroids} }`
+    } catch {
+      return `PlaidIndex { dir: '${this.dir}', closed }`
+    }
+  }
+}
