@@ -19,7 +19,16 @@ const OWNED_PREFIXES: [&str; 5] = ["seg-", "cbk-", "tomb-", "spill-", "MANIFEST.
 /// lives. Readers never take it.
 #[derive(Debug)]
 pub(crate) struct WriterLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for WriterLock {
+    /// Unlocks explicitly rather than relying on close: a child process forked (by any thread
+    /// of this process) while the lock was held shares the open file description until it
+    /// execs, and closing our descriptor alone would leave the lock held until then.
+    fn drop(&mut self) {
+        let _ = fs2::FileExt::unlock(&self.file);
+    }
 }
 
 impl WriterLock {
@@ -33,7 +42,7 @@ impl WriterLock {
             .open(&path)
             .map_err(|e| PlaidError::io("opening", &path, e))?;
         match file.try_lock_exclusive() {
-            Ok(()) => Ok(Self { _file: file }),
+            Ok(()) => Ok(Self { file }),
             Err(e)
                 if e.kind() == fs2::lock_contended_error().kind()
                     || e.kind() == std::io::ErrorKind::WouldBlock =>

@@ -17,8 +17,9 @@
 //!    a new segment, builds its IVF, writes new tombstones if the transaction deletes, fsyncs
 //!    everything, opens the new snapshot, then switches the manifest.
 //!
-//! Memory is bounded by the k-means sample plus one chunk; nothing is proportional to the
-//! collection except per-document lengths and ids. Any error or cancellation deletes the new
+//! Memory is bounded by the k-means training rows (at most `K × max_points_per_centroid`
+//! rows gathered from the sample) plus the held-out rows plus one chunk; nothing else is
+//! proportional to the collection except per-document lengths and ids. Any error or cancellation deletes the new
 //! files and leaves the index as it was.
 
 use std::collections::HashSet;
@@ -534,36 +535,49 @@ fn train(
     let mut rng = Rng::new(o.seed);
     let mut docs = rng.sample_indices(n_docs, sample_docs_count(n_docs));
     docs.sort_unstable();
-    let mut sample = Vec::new();
+    // The sample as global row numbers into the spill (8 bytes per row, not 4·dim): only
+    // the rows k-means and the codec actually use are ever copied.
+    let mut sample: Vec<usize> = Vec::new();
     for &d in &docs {
-        sample.extend_from_slice(&data[doc_rows[d] * dim..doc_rows[d + 1] * dim]);
+        sample.extend(doc_rows[d]..doc_rows[d + 1]);
     }
-    let rows = sample.len() / dim;
+    let rows = sample.len();
     progress(Progress::Sampling {
         documents: docs.len(),
         tokens: rows,
     });
     let est = rows as f64 / docs.len().max(1) as f64 * n_docs as f64;
-    // Shuffle, hold out min(5 %, 50k) rows for the codec.
+    // Shuffle, hold out min(5 %, 50k) rows for the codec; the rest trains k-means.
     let perm = rng.sample_indices(rows, rows);
     let heldout = ((rows as f64 * 0.05) as usize).min(50_000);
     let train_rows = rows - heldout;
-    let mut train = Vec::with_capacity(train_rows * dim);
-    for &i in &perm[..train_rows] {
-        train.extend_from_slice(&sample[i * dim..(i + 1) * dim]);
-    }
-    let mut held = Vec::with_capacity(heldout.max(1) * dim);
-    for &i in &perm[train_rows..] {
-        held.extend_from_slice(&sample[i * dim..(i + 1) * dim]);
-    }
-    drop(sample);
-    if held.is_empty() {
-        held = train.clone();
-    }
     let k = o
         .num_centroids
         .unwrap_or_else(|| num_centroids_for(est))
         .clamp(1, train_rows.max(1));
+    // k-means uses at most k × max_points_per_centroid of the training rows.
+    let cap = k.saturating_mul(o.max_points_per_centroid.max(1));
+    let mut train_idx: Vec<usize> = perm[..train_rows].to_vec();
+    if train_idx.len() > cap {
+        let keep = rng.sample_indices(train_idx.len(), cap);
+        train_idx = keep.into_iter().map(|i| train_idx[i]).collect();
+    }
+    let gather = |idx: &[usize]| {
+        let mut v = Vec::with_capacity(idx.len() * dim);
+        for &i in idx {
+            let r = sample[i];
+            v.extend_from_slice(&data[r * dim..(r + 1) * dim]);
+        }
+        v
+    };
+    let train = gather(&train_idx);
+    drop(train_idx);
+    let mut held = gather(&perm[train_rows..]);
+    drop(perm);
+    drop(sample);
+    if held.is_empty() {
+        held = train.clone();
+    }
     let iterations = o.kmeans_iterations;
     let cfg = KMeansConfig {
         k,

@@ -68,6 +68,75 @@ fn crash_child() {
     }
 }
 
+/// Child for `lock_is_cross_process`: holds the writer until killed.
+#[test]
+#[ignore]
+fn lock_child() {
+    let Ok(dir) = std::env::var("PLAID_LOCK_DIR") else {
+        return;
+    };
+    let idx = PlaidIndex::open(Path::new(&dir)).unwrap();
+    let _w = idx.writer().unwrap();
+    log_line(&Path::new(&dir).with_extension("held"), "HELD");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn lock_is_cross_process() {
+    let t = TempDir::new("xlock");
+    let c = Corpus::new(3, 20, DIM, 3, 8);
+    let idx = PlaidIndex::create(
+        t.path(),
+        IndexOptions {
+            num_centroids: Some(4),
+            ..Default::default()
+        },
+        false,
+    )
+    .unwrap();
+    let mut w = idx.writer().unwrap();
+    w.push(c.ids.clone(), c.docs.view()).unwrap();
+    w.commit(&no_cancel, &|_| {}).unwrap();
+    let held = t.path().with_extension("held");
+    let _ = std::fs::remove_file(&held);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "lock_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PLAID_LOCK_DIR", t.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !held.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "child never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(idx.writer().unwrap_err().code(), "INDEX_LOCKED");
+    assert_eq!(idx.delete(&c.ids[..1]).unwrap_err().code(), "INDEX_LOCKED");
+    // Readers never wait for the writer.
+    let q = c.queries(1, 2, 4);
+    assert_eq!(
+        idx.search(q.view(), &SearchParams::new(3), None, &no_cancel)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(PlaidIndex::open(t.path()).is_ok());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_file(&held);
+    assert_eq!(idx.delete(&c.ids[..1]).unwrap(), 1);
+}
+
 fn split(s: &str) -> Vec<String> {
     s.split(',')
         .filter(|x| !x.is_empty())
