@@ -7,6 +7,8 @@ import type { Embeddings } from '../index'
 export const FIXTURES = path.join(__dirname, 'fixtures')
 export const ROOT = path.join(__dirname, '..')
 export const STANDIN = path.join(ROOT, 'models', 'minilm-colbert')
+/** The shared retrieval collections (BEIR layout), beside the repository as in CI. */
+export const DATA = process.env.COLBERT_DATA_DIR ?? path.join(ROOT, '..', 'shared', 'data')
 
 export interface GoldenItem {
   input_ids: number[]

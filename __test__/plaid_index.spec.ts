@@ -8,9 +8,9 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { ColBERT, ColbertError, maxsim, PlaidIndex, type Embeddings } from '../index'
-import { ROOT, STANDIN } from './helpers'
+import { DATA, ROOT, STANDIN } from './helpers'
 
-const MEDLINE = path.join(ROOT, '..', 'shared', 'data', 'medline')
+const MEDLINE = path.join(DATA, 'medline')
 const readJsonl = (f: string) =>
   fs
     .readFileSync(path.join(MEDLINE, f), 'utf8')
