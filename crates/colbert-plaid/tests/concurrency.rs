@@ -12,18 +12,15 @@ const DIM: usize = 32;
 fn concurrent_searches_match_sequential() {
     let t = TempDir::new("conc");
     let c = Corpus::new(31, 150, DIM, 5, 25);
-    let idx = PlaidIndex::create(
+    let idx = build_index(
         t.path(),
         IndexOptions {
             num_centroids: Some(32),
             ..Default::default()
         },
-        false,
-    )
-    .unwrap();
-    let mut w = idx.writer().unwrap();
-    w.push(c.ids.clone(), c.docs.view()).unwrap();
-    w.commit(&no_cancel, &|_| {}).unwrap();
+        c.ids.clone(),
+        c.docs.view(),
+    );
     let idx = Arc::new(idx);
     let q = Arc::new(c.queries(1, 16, 8));
     let p = SearchParams::new(10);

@@ -85,18 +85,15 @@ fn lock_child() {
 fn lock_is_cross_process() {
     let t = TempDir::new("xlock");
     let c = Corpus::new(3, 20, DIM, 3, 8);
-    let idx = PlaidIndex::create(
+    let idx = build_index(
         t.path(),
         IndexOptions {
             num_centroids: Some(4),
             ..Default::default()
         },
-        false,
-    )
-    .unwrap();
-    let mut w = idx.writer().unwrap();
-    w.push(c.ids.clone(), c.docs.view()).unwrap();
-    w.commit(&no_cancel, &|_| {}).unwrap();
+        c.ids.clone(),
+        c.docs.view(),
+    );
     let held = t.path().with_extension("held");
     let _ = std::fs::remove_file(&held);
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())

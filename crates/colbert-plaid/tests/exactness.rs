@@ -13,19 +13,16 @@ fn exhaustive_search_is_exact_maxsim_over_decompressed() {
     for nbits in [1u8, 2, 4] {
         let t = TempDir::new("exact");
         let k_cent = 32;
-        let idx = PlaidIndex::create(
+        let idx = build_index(
             t.path(),
             IndexOptions {
                 nbits,
                 num_centroids: Some(k_cent),
                 ..Default::default()
             },
-            false,
-        )
-        .unwrap();
-        let mut w = idx.writer().unwrap();
-        w.push(c.ids.clone(), c.docs.view()).unwrap();
-        w.commit(&no_cancel, &|_| {}).unwrap();
+            c.ids.clone(),
+            c.docs.view(),
+        );
         let decompressed = idx.reconstruct(&c.ids).unwrap();
         let q = c.queries(5, 12, 16);
         let p = SearchParams {
@@ -96,19 +93,16 @@ fn ranking_equals_exact_maxsim_on_well_separated_data() {
     let truth = exact_topk(q.view(), raw.view(), &ids, 3);
     for nbits in [1u8, 2, 4] {
         let t = TempDir::new("separated");
-        let idx = PlaidIndex::create(
+        let idx = build_index(
             t.path(),
             IndexOptions {
                 nbits,
                 num_centroids: Some(64),
                 ..Default::default()
             },
-            false,
-        )
-        .unwrap();
-        let mut w = idx.writer().unwrap();
-        w.push(ids.clone(), raw.view()).unwrap();
-        w.commit(&no_cancel, &|_| {}).unwrap();
+            ids.clone(),
+            raw.view(),
+        );
         let p = SearchParams {
             n_probe: Some(64),
             centroid_score_threshold: Some(f32::NEG_INFINITY),
@@ -138,19 +132,16 @@ fn pruned_two_stage_search_scores_are_exact_for_what_it_returns() {
     let dim = 32;
     let c = Corpus::new(22, 120, dim, 8, 30);
     let t = TempDir::new("exact2");
-    let idx = PlaidIndex::create(
+    let idx = build_index(
         t.path(),
         IndexOptions {
             nbits: 2,
             num_centroids: Some(64),
             ..Default::default()
         },
-        false,
-    )
-    .unwrap();
-    let mut w = idx.writer().unwrap();
-    w.push(c.ids.clone(), c.docs.view()).unwrap();
-    w.commit(&no_cancel, &|_| {}).unwrap();
+        c.ids.clone(),
+        c.docs.view(),
+    );
     let q = c.queries(6, 8, 12);
     for p in [
         SearchParams::new(10),

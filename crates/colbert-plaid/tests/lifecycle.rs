@@ -16,12 +16,8 @@ fn opts(k: usize) -> IndexOptions {
 }
 
 fn build(dir: &std::path::Path, c: &Corpus, range: std::ops::Range<usize>) -> PlaidIndex {
-    let idx = PlaidIndex::create(dir, opts(32), false).unwrap();
     let (ids, e) = c.slice(range);
-    let mut w = idx.writer().unwrap();
-    w.push(ids, e.view()).unwrap();
-    w.commit(&no_cancel, &|_| {}).unwrap();
-    idx
+    build_index(dir, opts(32), ids, e.view())
 }
 
 fn search_ids(
@@ -433,19 +429,16 @@ fn bytes_per_embedding_at_dim_128() {
     let c = Corpus::new(10, 40, 128, 10, 20);
     for (nbits, expect) in [(2u8, 34.0), (4, 66.0)] {
         let t = TempDir::new("bytes");
-        let idx = PlaidIndex::create(
+        let idx = build_index(
             t.path(),
             IndexOptions {
                 nbits,
                 num_centroids: Some(16),
                 ..Default::default()
             },
-            false,
-        )
-        .unwrap();
-        let mut w = idx.writer().unwrap();
-        w.push(c.ids.clone(), c.docs.view()).unwrap();
-        w.commit(&no_cancel, &|_| {}).unwrap();
+            c.ids.clone(),
+            c.docs.view(),
+        );
         let i = idx.info().unwrap();
         assert_eq!(i.payload_bytes as f64 / i.embeddings as f64, expect);
         assert!(i.ivf_bytes < i.embeddings * 4 + 17 * 8);

@@ -203,3 +203,17 @@ pub fn no_cancel() -> bool {
 pub fn ids(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
+
+/// Creates an index in `dir` with `options` and commits `ids`/`docs` in one transaction.
+pub fn build_index(
+    dir: &std::path::Path,
+    options: colbert_plaid::IndexOptions,
+    ids: Vec<String>,
+    docs: colbert_plaid::EmbeddingsView<'_>,
+) -> colbert_plaid::PlaidIndex {
+    let idx = colbert_plaid::PlaidIndex::create(dir, options, false).unwrap();
+    let mut w = idx.writer().unwrap();
+    w.push(ids, docs).unwrap();
+    w.commit(&no_cancel, &|_| {}).unwrap();
+    idx
+}
