@@ -113,6 +113,15 @@ test('add, delete and reopen keep ids stable; deleted documents never come back'
   // A deleted id can be added again.
   await reopened.add(victims.slice(0, 1), slice(d, 0, 1))
   t.is(reopened.info.documents, 251)
+  // Rebuild compacts the tombstones away and keeps every live id searchable.
+  const stages = new Set<string>()
+  const rebuilt = await reopened.rebuild({ onProgress: (p) => stages.add(p.stage) })
+  t.true(rebuilt.trained)
+  t.is(reopened.info.documents, 251)
+  t.is(reopened.info.deleted, 0)
+  t.true(stages.has('kmeans'))
+  const after = await reopened.search(q, { k: 5, subset: ids.slice(250) })
+  for (const h of after) for (const x of h) t.true(ids.slice(250).includes(x.id))
 })
 
 test('a streamed add from an async iterable equals a single add', async (t) => {

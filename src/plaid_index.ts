@@ -131,6 +131,14 @@ async function withCancel<T>(signal: AbortSignal | undefined, run: (token: Nativ
   }
 }
 
+/** Adapts native commit progress — (stage, done, total) or one [stage, done, total] — to events. */
+function commitProgress(progress: (p: AddProgress) => void) {
+  return (arg: [string, number, number] | string, done?: number, total?: number) => {
+    const [stage, d, t] = Array.isArray(arg) ? arg : [arg, done ?? 0, total ?? 0]
+    progress({ stage: stage as 'compress', done: d, total: t })
+  }
+}
+
 function isAsyncIterable(x: unknown): x is AsyncIterable<DocumentBatch> {
   return x !== null && typeof x === 'object' && Symbol.asyncIterator in x
 }
@@ -249,12 +257,7 @@ export class PlaidIndex {
       const info = await withCancel(signal, (token) =>
         writer.commit(
           token,
-          progress
-            ? (arg: [string, number, number] | string, done?: number, total?: number) => {
-                const [stage, d, t] = Array.isArray(arg) ? arg : [arg, done ?? 0, total ?? 0]
-                progress({ stage: stage as 'compress', done: d, total: t })
-              }
-            : undefined,
+          progress ? commitProgress(progress) : undefined,
         ),
       )
       committed = true
@@ -301,6 +304,19 @@ export class PlaidIndex {
     return withCancel(signal, (token) =>
       this.#native.search(queries.dim, queries.offsets, queries.data, params, subset as string[] | undefined, token),
     )
+  }
+
+  /**
+   * Retrains the codebook (k-means and codec) on the live documents and drops deleted ones, in
+   * one transaction. Use it after many deletes or after the collection drifted. Lossy: it trains
+   * on the decompressed embeddings, since the originals are not kept.
+   */
+  async rebuild(options: Pick<AddOptions, 'signal' | 'onProgress'> = {}): Promise<AddResult> {
+    const signal = checkSignal(options.signal)
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress must be a function')
+    const progress = guard(options.onProgress, 'onProgress')
+    const info = await withCancel(signal, (token) => this.#native.rebuild(token, progress ? commitProgress(progress) : undefined))
+    return { added: info.added, trained: info.trained, newCentroids: info.newCentroids, numCentroids: info.numCentroids, generation: info.generation }
   }
 
   /** Picks up changes committed by another handle or process; resolves `true` if there were any. */

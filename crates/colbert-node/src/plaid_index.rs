@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use colbert_embeddings::EmbeddingsView;
 use colbert_encode::schedule;
-use colbert_plaid::{IndexOptions, OpenOptions, PlaidIndex, Progress, SearchParams, Writer};
+use colbert_plaid::{
+    CommitInfo, IndexOptions, OpenOptions, PlaidIndex, Progress, SearchParams, Writer,
+};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -65,6 +67,17 @@ pub struct NativeCommitInfo {
     pub trained: bool,
     pub new_centroids: u32,
     pub num_centroids: u32,
+}
+
+fn commit_info(c: CommitInfo) -> NativeCommitInfo {
+    NativeCommitInfo {
+        generation: c.generation as i64,
+        added: c.added as u32,
+        deleted: c.deleted as u32,
+        trained: c.trained,
+        new_centroids: c.new_centroids as u32,
+        num_centroids: c.num_centroids as u32,
+    }
 }
 
 fn budget() -> usize {
@@ -250,6 +263,34 @@ impl NativePlaidIndex {
         )
     }
 
+    /// Retrains the codebook on the live documents and compacts deleted ones away, in one
+    /// transaction (takes the writer lock).
+    #[napi(catch_unwind, ts_return_type = "Promise<NativeCommitInfo>")]
+    pub fn rebuild<'env>(
+        &self,
+        env: &'env Env,
+        cancel: &CancelToken,
+        on_progress: Option<ProgressCallback>,
+    ) -> Result<Object<'env>> {
+        let index = Arc::clone(&self.inner);
+        let token = cancel.inner.clone();
+        tasks::spawn(
+            env,
+            budget(),
+            move || {
+                let report = |p: Progress| {
+                    if let Some(f) = &on_progress {
+                        f.call(progress_event(p), ThreadsafeFunctionCallMode::NonBlocking);
+                    }
+                };
+                index
+                    .rebuild(None, &|| token.is_cancelled(), &report)
+                    .map_err(plaid_error)
+            },
+            |c| Ok(commit_info(c)),
+        )
+    }
+
     /// Picks up a newer committed state written by another handle or process.
     #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
     pub fn refresh<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
@@ -333,16 +374,7 @@ impl NativeWriter {
                     .commit(&|| token.is_cancelled(), &report)
                     .map_err(plaid_error)
             },
-            |c| {
-                Ok(NativeCommitInfo {
-                    generation: c.generation as i64,
-                    added: c.added as u32,
-                    deleted: c.deleted as u32,
-                    trained: c.trained,
-                    new_centroids: c.new_centroids as u32,
-                    num_centroids: c.num_centroids as u32,
-                })
-            },
+            |c| Ok(commit_info(c)),
         )
     }
 
