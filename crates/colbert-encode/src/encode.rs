@@ -1,8 +1,9 @@
 //! The encoder: texts in, token embeddings out, in input order.
 //!
-//! A call is split into batches of texts sorted by length (long first, as PyLate does), so that
-//! padding is small; each batch is tokenized, run through ONNX Runtime, stripped of the rows PyLate
-//! drops, L2-normalised per token, and written back to its texts' places. Batches are scheduled on
+//! A call first tokenizes every text (on a worker), then cuts the texts, sorted by token count
+//! (long first), into batches so that padding is small; each batch is run through ONNX Runtime,
+//! stripped of the rows PyLate drops, L2-normalised per token, and written back to its texts'
+//! places. Batches are scheduled on
 //! the shared thread budget ([`crate::schedule`]); a call keeps at most as many batches queued as it
 //! can run at once, so concurrent calls interleave instead of queueing behind each other.
 
@@ -216,29 +217,47 @@ impl Encoder {
             done(Ok(Embeddings::from_items(self.config.dim, Vec::new())));
             return;
         }
-        // Longest first, as PyLate sorts (by character count); ties keep input order.
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].chars().count()));
-        let batches: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
-        let parallel = self.max_sessions.min(batches.len());
-        let job = Arc::new(Job {
-            encoder: Arc::clone(self),
-            texts,
-            kind,
-            batches,
-            next: AtomicUsize::new(parallel),
-            in_flight: AtomicUsize::new(parallel),
-            results: Mutex::new(vec![Vec::new(); n]),
-            done_texts: AtomicUsize::new(0),
-            error: Mutex::new(None),
-            cancel,
-            progress,
-            done: Mutex::new(Some(done)),
+        // Plan on a worker, never on the caller's thread: tokenize every text once, then batch
+        // by token count, longest first (PyLate sorts by characters; tokens pad less), ties in
+        // input order.
+        let encoder = Arc::clone(self);
+        schedule::submit(move || {
+            let planned = catch_unwind(AssertUnwindSafe(|| {
+                let _permit = schedule::acquire(1);
+                texts
+                    .iter()
+                    .map(|t| encoder.tokenizer.tokenize(t, kind))
+                    .collect::<Result<Vec<_>>>()
+            }))
+            .unwrap_or_else(|_| Err(EncodeError::Internal("tokenization panicked".into())));
+            let tokens = match planned {
+                Ok(t) if !cancel.is_cancelled() => t,
+                Ok(_) => return done(Err(EncodeError::Aborted)),
+                Err(e) => return done(Err(e)),
+            };
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].input_ids.len()));
+            let batches: Vec<Vec<usize>> =
+                order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+            let parallel = encoder.max_sessions.min(batches.len());
+            let job = Arc::new(Job {
+                encoder,
+                tokens,
+                batches,
+                next: AtomicUsize::new(parallel),
+                in_flight: AtomicUsize::new(parallel),
+                results: Mutex::new(vec![Vec::new(); n]),
+                done_texts: AtomicUsize::new(0),
+                error: Mutex::new(None),
+                cancel,
+                progress,
+                done: Mutex::new(Some(done)),
+            });
+            for b in 0..parallel {
+                let job = Arc::clone(&job);
+                schedule::submit(move || job.run_batch(b));
+            }
         });
-        for b in 0..parallel {
-            let job = Arc::clone(&job);
-            schedule::submit(move || job.run_batch(b));
-        }
     }
 
     fn take_session(&self) -> Result<Session> {
@@ -261,17 +280,8 @@ impl Encoder {
             .push(s);
     }
 
-    /// Tokenizes, runs and post-processes one batch; returns each text's rows.
-    fn encode_batch(
-        &self,
-        texts: &[&str],
-        kind: Kind,
-        cancel: &CancelToken,
-    ) -> Result<Vec<Vec<f32>>> {
-        let toks = texts
-            .iter()
-            .map(|t| self.tokenizer.tokenize(t, kind))
-            .collect::<Result<Vec<_>>>()?;
+    /// Runs and post-processes one batch of tokenized texts; returns each text's rows.
+    fn encode_batch(&self, toks: &[&Tokenized], cancel: &CancelToken) -> Result<Vec<Vec<f32>>> {
         let sequence = toks.iter().map(|t| t.input_ids.len()).max().unwrap_or(0);
         let batch = toks.len();
         let mut inputs = BatchInputs {
@@ -352,8 +362,7 @@ impl Encoder {
 
 struct Job {
     encoder: Arc<Encoder>,
-    texts: Vec<String>,
-    kind: Kind,
+    tokens: Vec<Tokenized>,
     batches: Vec<Vec<usize>>,
     next: AtomicUsize,
     in_flight: AtomicUsize,
@@ -390,9 +399,9 @@ impl Job {
                 if self.cancel.is_cancelled() {
                     return Err(EncodeError::Aborted);
                 }
-                let idx = &self.batches[b];
-                let texts: Vec<&str> = idx.iter().map(|&i| self.texts[i].as_str()).collect();
-                self.encoder.encode_batch(&texts, self.kind, &self.cancel)
+                let toks: Vec<&Tokenized> =
+                    self.batches[b].iter().map(|&i| &self.tokens[i]).collect();
+                self.encoder.encode_batch(&toks, &self.cancel)
             }))
             .unwrap_or_else(|_| Err(EncodeError::Internal("a batch panicked".into())));
             match outcome {
@@ -407,7 +416,7 @@ impl Job {
                         .fetch_add(self.batches[b].len(), Ordering::SeqCst)
                         + self.batches[b].len();
                     if let Some(p) = &self.progress {
-                        let total = self.texts.len();
+                        let total = self.tokens.len();
                         // A progress callback must never break the call.
                         let _ = catch_unwind(AssertUnwindSafe(|| p(done, total)));
                     }
