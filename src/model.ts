@@ -1,7 +1,8 @@
 // The ColBERT encoder: model loading and text → token embeddings.
 import path from 'node:path'
 
-import { abortError, callNative, ColbertError, fromNative, invalidArgument } from './errors'
+import { checkSignal, optionalType, positiveInt, withCancel } from './arguments'
+import { callNative, ColbertError, fromNative, invalidArgument } from './errors'
 import type { Embeddings } from './embeddings'
 import { native, type Native } from './native'
 import { guard } from './progress'
@@ -94,20 +95,6 @@ const OPTION_KEYS = new Set([
   'doLowerCase',
   'ortLibraryPath',
 ])
-
-function positiveInt(value: unknown, name: string): number | undefined {
-  if (value === undefined) return undefined
-  if (!Number.isInteger(value) || (value as number) < 1) {
-    throw invalidArgument(`${name} must be a positive integer, got ${String(value)}`)
-  }
-  return value as number
-}
-
-function optionalType<T>(value: unknown, type: string, name: string): T | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== type) throw invalidArgument(`${name} must be a ${type}, got ${typeof value}`)
-  return value as T
-}
 
 function checkTexts(texts: unknown): string[] {
   if (!Array.isArray(texts)) throw invalidArgument('texts must be an array of strings')
@@ -204,23 +191,10 @@ export class ColBERT {
     const list = checkTexts(texts)
     const isQuery = optionalType<boolean>(options.isQuery, 'boolean', 'isQuery') ?? true
     const batchSize = positiveInt(options.batchSize, 'batchSize') ?? 32
-    const { signal } = options
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('signal must be an AbortSignal')
+    const signal = checkSignal(options.signal)
     const progress = guardProgress(options.onProgress)
-    if (signal?.aborted) throw abortError(signal)
-    const token = new native.CancelToken()
-    const onAbort = () => token.cancel()
-    signal?.addEventListener('abort', onAbort, { once: true })
-    try {
-      const out = await this.#native.encode(list, isQuery, batchSize, token, progress)
-      return { dim: out.dim, offsets: out.offsets, data: out.data }
-    } catch (e) {
-      const err = fromNative(e)
-      if (err.code === 'ABORTED') throw abortError(signal)
-      throw err
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
-    }
+    const out = await withCancel(signal, (token) => this.#native.encode(list, isQuery, batchSize, token, progress))
+    return { dim: out.dim, offsets: out.offsets, data: out.data }
   }
 
   /** Tokenizes one text exactly as `encode` does, without running the model. */

@@ -1,6 +1,7 @@
 // The PLAID index: create/open an index folder, add (streamed) and delete documents by id, search.
 import path from 'node:path'
 
+import { checkSignal, positiveInt, withCancel } from './arguments'
 import { assertEmbeddings, count, type Embeddings } from './embeddings'
 import { abortError, callNative, fromNative, invalidArgument } from './errors'
 import { native, type Native } from './native'
@@ -94,14 +95,6 @@ function checkKeys(options: object, allowed: Set<string>, what: string) {
   for (const key of Object.keys(options)) if (!allowed.has(key)) throw invalidArgument(`unknown ${what} ${JSON.stringify(key)}`)
 }
 
-function positiveInt(value: unknown, name: string): number | undefined {
-  if (value === undefined) return undefined
-  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 2 ** 32 - 1) {
-    throw invalidArgument(`${name} must be a positive integer, got ${String(value)}`)
-  }
-  return value as number
-}
-
 function checkIds(ids: unknown, n: number, what = 'ids'): string[] {
   if (!Array.isArray(ids)) throw invalidArgument(`${what} must be an array of strings`)
   if (ids.length !== n) throw invalidArgument(`${what} has ${ids.length} entries but the embeddings hold ${n} documents`)
@@ -109,26 +102,6 @@ function checkIds(ids: unknown, n: number, what = 'ids'): string[] {
     if (typeof id !== 'string' || id.length === 0) throw invalidArgument(`${what}[${i}] must be a non-empty string`)
   })
   return ids as string[]
-}
-
-function checkSignal(signal: unknown): AbortSignal | undefined {
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('signal must be an AbortSignal')
-  return signal as AbortSignal | undefined
-}
-
-async function withCancel<T>(signal: AbortSignal | undefined, run: (token: Native.CancelToken) => Promise<T>): Promise<T> {
-  if (signal?.aborted) throw abortError(signal)
-  const token = new native.CancelToken()
-  const onAbort = () => token.cancel()
-  signal?.addEventListener('abort', onAbort, { once: true })
-  try {
-    return await run(token)
-  } catch (e) {
-    const err = fromNative(e)
-    throw err.code === 'ABORTED' ? abortError(signal) : err
-  } finally {
-    signal?.removeEventListener('abort', onAbort)
-  }
 }
 
 /** Adapts native commit progress — (stage, done, total) or one [stage, done, total] — to events. */

@@ -64,6 +64,7 @@ fn builder(threads: usize) -> ort::Result<ort::session::builder::SessionBuilder>
 /// cannot be registered, the session is built for CPU and the reason is returned as a warning.
 pub fn load(path: &Path, threads: usize, provider: ExecutionProvider) -> Result<LoadedSession> {
     crate::runtime::require()?;
+    let mut warning = None;
     if provider == ExecutionProvider::Cuda {
         let attempt = builder(threads)
             .map_err(|e| e.to_string())
@@ -81,17 +82,9 @@ pub fn load(path: &Path, threads: usize, provider: ExecutionProvider) -> Result<
                 })
             }
             Err(reason) => {
-                let session = builder(threads)
-                    .map_err(|e| ort_err(path, e))?
-                    .commit_from_file(path)
-                    .map_err(|e| ort_err(path, e))?;
-                return Ok(LoadedSession {
-                    session,
-                    provider: ExecutionProvider::Cpu,
-                    warning: Some(format!(
-                        "the CUDA execution provider is not available ({reason}); running on CPU. A CUDA-enabled ONNX Runtime with its provider libraries is needed (see README)"
-                    )),
-                });
+                warning = Some(format!(
+                    "the CUDA execution provider is not available ({reason}); running on CPU. A CUDA-enabled ONNX Runtime with its provider libraries is needed (see README)"
+                ))
             }
         }
     }
@@ -102,7 +95,7 @@ pub fn load(path: &Path, threads: usize, provider: ExecutionProvider) -> Result<
     Ok(LoadedSession {
         session,
         provider: ExecutionProvider::Cpu,
-        warning: None,
+        warning,
     })
 }
 

@@ -5,14 +5,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use colbert_encode::{
-    CancelToken as EngineCancel, ConfigOverrides, EncodeError, EncodeRequest, Encoder,
-    ExecutionProvider, Kind, LoadOptions, Precision,
+    CancelToken as EngineCancel, ConfigOverrides, EncodeRequest, Encoder, ExecutionProvider, Kind,
+    LoadOptions, Precision,
 };
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::errors::{encode_error, invalid, Settle};
+use crate::tasks;
 
 /// Options of `loadModel`, already validated by the TypeScript layer.
 #[napi(object)]
@@ -147,28 +148,20 @@ fn load_options(o: NativeLoadOptions) -> Result<LoadOptions> {
     })
 }
 
-/// Loads a model folder on a background thread.
+/// Loads a model folder off the JavaScript thread (on the shared scheduler).
 #[napi(catch_unwind, ts_return_type = "Promise<NativeModel>")]
 pub fn load_model(env: &Env, dir: String, options: NativeLoadOptions) -> Result<Object<'_>> {
     let options = load_options(options)?;
-    let (deferred, promise): (Settle<NativeModel>, _) = env.create_deferred()?;
-    std::thread::Builder::new()
-        .name("colbert-load".into())
-        .spawn(move || {
-            let loaded = std::panic::catch_unwind(|| Encoder::load(&PathBuf::from(dir), &options))
-                .unwrap_or_else(|_| {
-                    Err(EncodeError::Internal("loading the model panicked".into()))
-                });
-            match loaded {
-                Ok(encoder) => {
-                    let inner = Arc::new(encoder);
-                    deferred.resolve(Box::new(move |_| Ok(NativeModel { inner })))
-                }
-                Err(e) => deferred.reject(encode_error(e)),
-            }
-        })
-        .map_err(|e| Error::from_reason(format!("INTERNAL: cannot start a thread: {e}")))?;
-    Ok(promise)
+    tasks::spawn(
+        env,
+        1,
+        move || Encoder::load(&PathBuf::from(dir), &options).map_err(encode_error),
+        |encoder| {
+            Ok(NativeModel {
+                inner: Arc::new(encoder),
+            })
+        },
+    )
 }
 
 #[napi]

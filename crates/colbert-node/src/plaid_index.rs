@@ -167,6 +167,15 @@ fn progress_event(p: Progress) -> (String, u32, u32) {
     }
 }
 
+/// Forwards engine progress to the optional JavaScript callback (never blocking).
+fn reporter(on_progress: &Option<ProgressCallback>) -> impl Fn(Progress) + Sync + '_ {
+    move |p| {
+        if let Some(f) = on_progress {
+            f.call(progress_event(p), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
 #[napi]
 impl NativePlaidIndex {
     #[napi(getter, catch_unwind)]
@@ -241,8 +250,12 @@ impl NativePlaidIndex {
             env,
             budget(),
             move || {
-                let view =
-                    EmbeddingsView::new(dim as usize, &offsets, &data).map_err(embeddings_error)?;
+                // Validated above, on the JavaScript thread.
+                let view = EmbeddingsView {
+                    dim: dim as usize,
+                    offsets: &offsets,
+                    data: &data,
+                };
                 index
                     .search(view, &p, subset.as_deref(), &|| token.is_cancelled())
                     .map_err(plaid_error)
@@ -278,11 +291,7 @@ impl NativePlaidIndex {
             env,
             budget(),
             move || {
-                let report = |p: Progress| {
-                    if let Some(f) = &on_progress {
-                        f.call(progress_event(p), ThreadsafeFunctionCallMode::NonBlocking);
-                    }
-                };
+                let report = reporter(&on_progress);
                 index
                     .rebuild(None, &|| token.is_cancelled(), &report)
                     .map_err(plaid_error)
@@ -335,8 +344,12 @@ impl NativeWriter {
             env,
             1,
             move || {
-                let view =
-                    EmbeddingsView::new(dim as usize, &offsets, &data).map_err(embeddings_error)?;
+                // Validated above, on the JavaScript thread.
+                let view = EmbeddingsView {
+                    dim: dim as usize,
+                    offsets: &offsets,
+                    data: &data,
+                };
                 let mut guard = writer.lock().unwrap_or_else(|p| p.into_inner());
                 let w = guard.as_mut().ok_or_else(closed_writer)?;
                 w.push(ids, view).map_err(plaid_error)
@@ -365,11 +378,7 @@ impl NativeWriter {
             env,
             budget(),
             move || {
-                let report = |p: Progress| {
-                    if let Some(f) = &on_progress {
-                        f.call(progress_event(p), ThreadsafeFunctionCallMode::NonBlocking);
-                    }
-                };
+                let report = reporter(&on_progress);
                 writer
                     .commit(&|| token.is_cancelled(), &report)
                     .map_err(plaid_error)
