@@ -1,8 +1,8 @@
 // The public entry of `colbert`. Everything users import is exported here.
 export { ColBERT } from './src/model'
 export type { ColBERTConfig, ColBERTOptions, EncodeOptions, EncodeProgress, ExecutionProvider, Tokenized } from './src/model'
-export { maxsim, count, item } from './src/embeddings'
-export type { Embeddings } from './src/embeddings'
+export { maxsim, maxsimAsync, count, item } from './src/embeddings'
+export type { Embeddings, MaxSimOptions } from './src/embeddings'
 export { ColbertError } from './src/errors'
 export type { ColbertErrorCode } from './src/errors'
 export { loadRuntime, runtimeInfo, threadBudget } from './src/runtime'
@@ -13,8 +13,14 @@ export type {
   AddProgress,
   AddResult,
   DocumentBatch,
+  MetadataFilter,
   PlaidIndexInfo,
   PlaidIndexOptions,
   SearchHit,
   SearchOptions,
+  StoredDocument,
 } from './src/plaid_index'
+export { Retriever } from './src/retrieve'
+export type { RetrieveOptions } from './src/retrieve'
+export { rerank } from './src/rank'
+export type { RankedDocument, RerankInput } from './src/rank'

@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads'
 
 import test from 'ava'
 
-import { ColBERT, ColbertError, maxsim, PlaidIndex, type Embeddings } from '../index'
+import { ColBERT, ColbertError, maxsim, PlaidIndex, Retriever, type Embeddings } from '../index'
 import { DATA, ROOT, STANDIN } from './helpers'
 
 const MEDLINE = path.join(DATA, 'medline')
@@ -75,7 +75,7 @@ test('info describes the committed state and reopening gives the same results', 
   t.is(info.documents, 300)
   t.is(info.dim, 128)
   t.is(info.nbits, 4)
-  t.is(info.formatVersion, 1)
+  t.is(info.formatVersion, 2)
   t.true(info.bytesOnDisk > 0)
   const again = await PlaidIndex.open(dir)
   t.deepEqual(await again.search(q, { k: 5 }), await index.search(q, { k: 5 }))
@@ -231,4 +231,71 @@ test('many concurrent searches from the event loop and worker_threads agree', as
     t.falsy(r.error, r.error)
     t.deepEqual(r.hits, want)
   }
+})
+
+test('stored text and metadata come back with hits, survive reopen and rebuild, and filters restrict the search', async (t) => {
+  const { ids, d, q } = await setup
+  const n = 120
+  const docs = readJsonl('corpus.jsonl').slice(0, n)
+  const stored = docs.map((x, i) => ({
+    text: x.text,
+    metadata: { title: x.title ?? '', half: i < n / 2 ? 'first' : 'second', n: i, tags: i % 3 === 0 ? ['three'] : [] },
+  }))
+  const dir = tmp()
+  const index = await PlaidIndex.create(dir)
+  // Half with documents in one batch, half streamed; the rest of the fields absent on purpose.
+  await index.add([
+    { ids: ids.slice(0, 60), embeddings: slice(d, 0, 60), documents: stored.slice(0, 60) },
+    { ids: ids.slice(60, n), embeddings: slice(d, 60, n), documents: stored.slice(60, n) },
+  ])
+  t.true(index.info.storedBytes > 0)
+  const got = await index.documents([ids[0], 'missing', ids[n - 1]])
+  t.deepEqual(got, [stored[0], null, stored[n - 1]])
+
+  const hits = await index.search(q, { k: 5, withDocuments: true })
+  for (const h of hits.flat()) {
+    const i = ids.indexOf(h.id)
+    t.is(h.text, stored[i].text)
+    t.deepEqual(h.metadata, stored[i].metadata)
+  }
+
+  // A filter equals a subset search over the ids it selects.
+  const filter = { half: 'second', n: { $lt: 100 } }
+  const selected = await index.select(filter)
+  t.deepEqual(selected, ids.slice(60, 100))
+  const viaFilter = await index.search(q, { k: 10, filter })
+  const viaSubset = await index.search(q, { k: 10, subset: selected })
+  t.deepEqual(viaFilter, viaSubset)
+  t.true(viaFilter.flat().every((h) => selected.includes(h.id)))
+  t.deepEqual(await index.select({ tags: 'three', half: 'first' }), ids.slice(0, 60).filter((_, i) => i % 3 === 0))
+  t.deepEqual(await index.select({ $or: [{ n: 0 }, { n: { $gte: 119 } }] }), [ids[0], ids[119]])
+
+  // The Retriever is the index's search (PyLate's retrieve.ColBERT over a PLAID index).
+  const retriever = new Retriever(index)
+  t.deepEqual(await retriever.retrieve(q, { k: 10, filter }), viaFilter)
+  t.deepEqual(await retriever.retrieve(q), await index.search(q, { k: 10 }))
+
+  // Bad stored documents and filters are coded errors and change nothing.
+  const before = index.info.generation
+  const e1 = slice(d, n, n + 1)
+  for (const documents of [[{ metadata: [1] }], [{ text: 3 }], [{ body: 'x' }], [], [{ metadata: { big: 1n } }]] as unknown[]) {
+    const err = await t.throwsAsync(index.add([ids[n]], e1, { documents: documents as never }))
+    t.is((err as ColbertError).code, 'INVALID_ARGUMENT', JSON.stringify(documents, (_, v) => (typeof v === 'bigint' ? 'bigint' : v)))
+  }
+  for (const f of [{ n: { $regex: 'x' } }, { $or: [] }, [1], 'x']) {
+    const err = await t.throwsAsync(index.search(q, { filter: f as never }))
+    t.is((err as ColbertError).code, 'INVALID_ARGUMENT')
+    t.regex(err!.message, /filter/)
+  }
+  t.is(index.info.generation, before)
+
+  // Reopen, delete, rebuild: the fields stay with their ids.
+  await index.close()
+  const again = await PlaidIndex.open(dir)
+  await again.delete([ids[1]])
+  await again.rebuild()
+  const after = await again.documents([ids[0], ids[1], ids[2]])
+  t.deepEqual(after, [stored[0], null, stored[2]])
+  t.deepEqual(await again.select(filter), ids.slice(60, 100))
+  await again.close()
 })

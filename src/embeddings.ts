@@ -1,5 +1,5 @@
 // Token-embedding batches and exact MaxSim.
-import { callNative, invalidArgument } from './errors'
+import { callNative, fromNative, invalidArgument } from './errors'
 import { native } from './native'
 
 /**
@@ -43,15 +43,53 @@ export function item(embeddings: Embeddings, i: number): Float32Array {
   return data.subarray(offsets[i] * dim, offsets[i + 1] * dim)
 }
 
+export interface MaxSimOptions {
+  /**
+   * Score as PyLate does on a zero-padded batch (`rank.rerank`, its evaluator): documents shorter
+   * than the longest one in `documents` see a zero padding row, so each query token contributes
+   * `max(0, best dot product)`. Default `false`: real tokens only.
+   */
+  zeroPadded?: boolean
+}
+
+function zeroPaddedOption(options: MaxSimOptions): boolean {
+  if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object')
+  const z = options.zeroPadded
+  if (z !== undefined && typeof z !== 'boolean') throw invalidArgument('zeroPadded must be a boolean')
+  return z ?? false
+}
+
 /**
  * Exact MaxSim of every query against every document, over real tokens: for each query token the
  * best dot product with any document token, summed. Returns a row-major
- * `nQueries × nDocuments` matrix.
+ * `nQueries × nDocuments` matrix. Synchronous: meant for reranking-sized inputs; use
+ * `maxsimAsync` for whole collections.
  */
-export function maxsim(queries: Embeddings, documents: Embeddings): Float32Array {
+export function maxsim(queries: Embeddings, documents: Embeddings, options: MaxSimOptions = {}): Float32Array {
   assertEmbeddings(queries, 'queries')
   assertEmbeddings(documents, 'documents')
+  const zeroPadded = zeroPaddedOption(options)
   return callNative(() =>
-    native.maxsim(queries.dim, queries.offsets, queries.data, documents.dim, documents.offsets, documents.data),
+    native.maxsim(queries.dim, queries.offsets, queries.data, documents.dim, documents.offsets, documents.data, zeroPadded),
   )
+}
+
+/** `maxsim` computed off the event loop, on the shared thread budget. */
+export async function maxsimAsync(queries: Embeddings, documents: Embeddings, options: MaxSimOptions = {}): Promise<Float32Array> {
+  assertEmbeddings(queries, 'queries')
+  assertEmbeddings(documents, 'documents')
+  const zeroPadded = zeroPaddedOption(options)
+  try {
+    return await native.maxsimTask(
+      queries.dim,
+      queries.offsets,
+      queries.data,
+      documents.dim,
+      documents.offsets,
+      documents.data,
+      zeroPadded,
+    )
+  } catch (e) {
+    throw fromNative(e)
+  }
 }

@@ -39,13 +39,32 @@ export interface PlaidIndexInfo {
   deleted: number
   bytesOnDisk: number
   segments: number
+  /** Bytes of stored document texts and metadata. */
+  storedBytes: number
 }
+
+/** What can be stored with a document besides its embeddings, to show it in results and filter on it. */
+export interface StoredDocument {
+  text?: string
+  /** A plain JSON-serialisable object; `search({ filter })` matches it. */
+  metadata?: Record<string, unknown>
+}
+
+/**
+ * A metadata filter (MongoDB-style): `{ lang: 'en' }`, `{ year: { $gte: 2020 } }`,
+ * `{ $or: [{ lang: 'en' }, { lang: 'fr' }] }`, `{ 'source.kind': 'pdf' }`. Operators: `$eq $ne
+ * $gt $gte $lt $lte $in $nin $exists` on fields, `$and $or $not` to combine. An array field
+ * matches a value it contains; comparisons hold between two numbers or two strings.
+ */
+export type MetadataFilter = Record<string, unknown>
 
 export type AddProgress =
   | { stage: 'push'; documents: number }
   | { stage: 'sample' | 'kmeans' | 'expand' | 'compress' | 'write'; done: number; total: number }
 
 export interface AddOptions {
+  /** With `add(ids, embeddings, options)`: text and metadata stored with each document (`documents[i]` belongs to `ids[i]`). */
+  documents?: readonly (StoredDocument | null | undefined)[]
   signal?: AbortSignal
   /** Called as batches arrive and as the commit trains, compresses and writes. Must not throw (a throw is only warned about). */
   onProgress?: (progress: AddProgress) => void
@@ -74,21 +93,78 @@ export interface SearchOptions {
   exactCandidates?: number
   /** Search only these document ids. */
   subset?: readonly string[]
+  /** Search only documents whose stored metadata matches (combined with `subset` if both are given). */
+  filter?: MetadataFilter
+  /** Attach each hit's stored `text` and `metadata`. */
+  withDocuments?: boolean
   signal?: AbortSignal
 }
 
 export interface SearchHit {
   id: string
   score: number
+  /** With `withDocuments`: the stored text, if any. */
+  text?: string
+  /** With `withDocuments`: the stored metadata, if any. */
+  metadata?: Record<string, unknown>
 }
 
 export interface DocumentBatch {
   ids: readonly string[]
   embeddings: Embeddings
+  /** Text and metadata stored with each document (`documents[i]` belongs to `ids[i]`). */
+  documents?: readonly (StoredDocument | null | undefined)[]
 }
 
 const CREATE_KEYS = new Set(['nbits', 'kmeansIterations', 'numCentroids', 'seed', 'maxPointsPerCentroid', 'overwrite'])
-const SEARCH_KEYS = new Set(['k', 'nProbe', 'centroidScoreThreshold', 'candidates', 'exactCandidates', 'subset', 'signal'])
+const SEARCH_KEYS = new Set([
+  'k',
+  'nProbe',
+  'centroidScoreThreshold',
+  'candidates',
+  'exactCandidates',
+  'subset',
+  'filter',
+  'withDocuments',
+  'signal',
+])
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) return false
+  const proto = Object.getPrototypeOf(x)
+  return proto === Object.prototype || proto === null
+}
+
+function toJson(value: unknown, what: string): string {
+  try {
+    return JSON.stringify(value)
+  } catch (e) {
+    throw invalidArgument(`${what} must be JSON-serialisable: ${(e as Error).message}`)
+  }
+}
+
+/** Checks stored documents and converts them for the native layer. */
+function nativeDocuments(documents: unknown, n: number, what: string): Native.NativeDocument[] | undefined {
+  if (documents === undefined) return undefined
+  if (!Array.isArray(documents)) throw invalidArgument(`${what} must be an array of { text?, metadata? }`)
+  if (documents.length !== n) throw invalidArgument(`${what} has ${documents.length} entries for ${n} documents`)
+  return documents.map((d, i) => {
+    if (d === null || d === undefined) return {}
+    if (typeof d !== 'object') throw invalidArgument(`${what}[${i}] must be an object { text?, metadata? }`)
+    const { text, metadata, ...rest } = d as StoredDocument
+    const extra = Object.keys(rest)
+    if (extra.length > 0) throw invalidArgument(`${what}[${i}] has unknown key ${JSON.stringify(extra[0])} (use metadata for custom fields)`)
+    if (text !== undefined && typeof text !== 'string') throw invalidArgument(`${what}[${i}].text must be a string`)
+    if (metadata !== undefined && !isPlainObject(metadata)) throw invalidArgument(`${what}[${i}].metadata must be a plain object`)
+    return { text, metadata: metadata === undefined ? undefined : toJson(metadata, `${what}[${i}].metadata`) }
+  })
+}
+
+function checkFilter(filter: unknown): string | undefined {
+  if (filter === undefined) return undefined
+  if (!isPlainObject(filter)) throw invalidArgument('filter must be a plain object such as { lang: "en" }')
+  return toJson(filter, 'filter')
+}
 
 function checkKeys(options: object, allowed: Set<string>, what: string) {
   if (options === null || typeof options !== 'object') throw invalidArgument(`${what} must be an object`)
@@ -117,7 +193,7 @@ function isAsyncIterable(x: unknown): x is AsyncIterable<DocumentBatch> {
 }
 
 function isIterable(x: unknown): x is Iterable<DocumentBatch> {
-  return x !== null && typeof x === 'object' && Symbol.iterator in x && !Array.isArray(x)
+  return x !== null && typeof x === 'object' && Symbol.iterator in x
 }
 
 /**
@@ -190,13 +266,15 @@ export class PlaidIndex {
   ): Promise<AddResult> {
     let batches: Iterable<DocumentBatch> | AsyncIterable<DocumentBatch>
     let options: AddOptions
-    if (Array.isArray(idsOrBatches)) {
+    const arrayOfBatches = Array.isArray(idsOrBatches) && idsOrBatches.length > 0 && typeof idsOrBatches[0] === 'object' && idsOrBatches[0] !== null
+    if (Array.isArray(idsOrBatches) && !arrayOfBatches) {
       const e = embeddingsOrOptions
       if (isAsyncIterable(e) || isIterable(e)) throw invalidArgument('pass either (ids, embeddings) or a stream of { ids, embeddings }')
       assertEmbeddings(e, 'embeddings')
       checkIds(idsOrBatches, count(e))
-      batches = [{ ids: idsOrBatches, embeddings: e }]
       options = maybeOptions ?? {}
+      if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object')
+      batches = [{ ids: idsOrBatches, embeddings: e, documents: options.documents }]
     } else if (isAsyncIterable(idsOrBatches) || isIterable(idsOrBatches)) {
       batches = idsOrBatches
       options = (embeddingsOrOptions as AddOptions | undefined) ?? {}
@@ -205,6 +283,9 @@ export class PlaidIndex {
       options = maybeOptions ?? {}
     } else {
       throw invalidArgument('add takes (ids: string[], embeddings: Embeddings) or an (async) iterable of { ids, embeddings }')
+    }
+    if ((arrayOfBatches || !Array.isArray(idsOrBatches)) && options.documents !== undefined) {
+      throw invalidArgument('with a stream of batches, pass documents in each batch ({ ids, embeddings, documents })')
     }
     const signal = checkSignal(options.signal)
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress must be a function')
@@ -219,8 +300,9 @@ export class PlaidIndex {
         if (batch === null || typeof batch !== 'object') throw invalidArgument('each batch must be { ids, embeddings }')
         assertEmbeddings(batch.embeddings, 'batch.embeddings')
         const ids = checkIds(batch.ids, count(batch.embeddings), 'batch.ids')
+        const stored = nativeDocuments(batch.documents, ids.length, 'documents')
         try {
-          await writer.push(ids, batch.embeddings.dim, batch.embeddings.offsets, batch.embeddings.data)
+          await writer.push(ids, batch.embeddings.dim, batch.embeddings.offsets, batch.embeddings.data, stored)
         } catch (e) {
           throw fromNative(e)
         }
@@ -274,9 +356,46 @@ export class PlaidIndex {
       candidates: positiveInt(options.candidates, 'candidates'),
       exactCandidates: positiveInt(options.exactCandidates, 'exactCandidates'),
     }
-    return withCancel(signal, (token) =>
-      this.#native.search(queries.dim, queries.offsets, queries.data, params, subset as string[] | undefined, token),
+    const filter = checkFilter(options.filter)
+    const withDocuments = options.withDocuments
+    if (withDocuments !== undefined && typeof withDocuments !== 'boolean') throw invalidArgument('withDocuments must be a boolean')
+    const hits: SearchHit[][] = await withCancel(signal, (token) =>
+      this.#native.search(queries.dim, queries.offsets, queries.data, params, subset as string[] | undefined, filter, token),
     )
+    if (!withDocuments) return hits
+    const ids = [...new Set(hits.flatMap((h) => h.map((x) => x.id)))]
+    const docs = await this.documents(ids)
+    const byId = new Map(ids.map((id, i) => [id, docs[i]]))
+    return hits.map((h) => h.map((x) => ({ ...x, ...(byId.get(x.id) ?? {}) })))
+  }
+
+  /** The stored text and metadata of each id, in order; `null` for ids that are not in the index. */
+  async documents(ids: readonly string[]): Promise<(StoredDocument | null)[]> {
+    if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string')) throw invalidArgument('ids must be an array of strings')
+    let docs: (Native.NativeDocument | null)[]
+    try {
+      docs = await this.#native.documents(ids as string[])
+    } catch (e) {
+      throw fromNative(e)
+    }
+    return docs.map((d) => {
+      if (!d) return null
+      const out: StoredDocument = {}
+      if (d.text != null) out.text = d.text
+      if (d.metadata != null) out.metadata = JSON.parse(d.metadata)
+      return out
+    })
+  }
+
+  /** Ids of the documents whose stored metadata matches `filter`, in insertion order. */
+  async select(filter: MetadataFilter): Promise<string[]> {
+    const json = checkFilter(filter)
+    if (json === undefined) throw invalidArgument('select needs a filter')
+    try {
+      return await this.#native.select(json)
+    } catch (e) {
+      throw fromNative(e)
+    }
   }
 
   /**

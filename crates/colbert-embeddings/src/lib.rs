@@ -201,18 +201,65 @@ pub fn maxsim(
             queries.dim, documents.dim
         )));
     }
+    maxsim_with(queries, documents, false)
+}
+
+/// MaxSim as PyLate computes it on a zero-padded batch (`rank.rerank`, the evaluator):
+/// documents are padded with zero rows to the longest document of `documents`, so for a
+/// document shorter than that every query row contributes `max(0, best dot product)`.
+/// Documents of the maximal length score exactly as [`maxsim`].
+pub fn maxsim_zero_padded(
+    queries: EmbeddingsView<'_>,
+    documents: EmbeddingsView<'_>,
+) -> Result<Vec<f32>, EmbeddingsError> {
+    maxsim_with(queries, documents, true)
+}
+
+fn maxsim_with(
+    queries: EmbeddingsView<'_>,
+    documents: EmbeddingsView<'_>,
+    zero_padded: bool,
+) -> Result<Vec<f32>, EmbeddingsError> {
+    if queries.dim != documents.dim {
+        return Err(EmbeddingsError::Shape(format!(
+            "queries have dim {} but documents have dim {}",
+            queries.dim, documents.dim
+        )));
+    }
     let (nq, nd, dim) = (queries.len(), documents.len(), queries.dim);
     let mut out = vec![0.0f32; nq * nd];
     if nd == 0 {
         return Ok(out);
     }
+    let longest = (0..nd).map(|d| documents.item(d).len()).max().unwrap_or(0);
     out.par_chunks_mut(nd).enumerate().for_each(|(qi, row)| {
         let q = queries.item(qi);
         for (di, cell) in row.iter_mut().enumerate() {
-            *cell = maxsim_pair(dim, q, documents.item(di));
+            let d = documents.item(di);
+            *cell = if zero_padded && d.len() < longest {
+                maxsim_pair_clamped(dim, q, d)
+            } else {
+                maxsim_pair(dim, q, d)
+            };
         }
     });
     Ok(out)
+}
+
+/// [`maxsim_pair`] with every query row's best score clamped at 0 (a zero padding row).
+fn maxsim_pair_clamped(dim: usize, query: &[f32], document: &[f32]) -> f32 {
+    let mut total = 0.0f32;
+    for q in query.chunks_exact(dim) {
+        let mut best = 0.0f32;
+        for d in document.chunks_exact(dim) {
+            let s = dot(q, d);
+            if s > best {
+                best = s;
+            }
+        }
+        total += best;
+    }
+    total
 }
 
 /// In-place L2 normalisation of each row, as `torch.nn.functional.normalize(p=2, eps=1e-12)`:
@@ -242,6 +289,22 @@ mod tests {
         let s = maxsim(q.view(), d.view()).expect("shapes agree");
         // d0: max(1, .5) + max(0, .5) = 1.5 ; d1: -1 + 0 = -1 (no zero clamp over real tokens)
         assert_eq!(s, vec![1.5, -1.0]);
+    }
+
+    #[test]
+    fn zero_padded_clamps_only_shorter_documents() {
+        // d0 has 2 rows (the longest), d1 one row (-1,0): padded to 2 rows with a zero row.
+        let q = batch(2, &[&[1.0, 0.0, 0.0, 1.0]]);
+        let d = batch(2, &[&[1.0, 0.0, 0.5, 0.5], &[-1.0, 0.0]]);
+        let s = maxsim_zero_padded(q.view(), d.view()).expect("shapes agree");
+        // d0 unchanged (1.5); d1: max(-1, 0) + max(0, 0) = 0
+        assert_eq!(s, vec![1.5, 0.0]);
+        // d0 alone is the longest of its batch: plain MaxSim (-1 + 0), negative rows kept.
+        let d = batch(2, &[&[-1.0, 0.0, -1.0, 0.0]]);
+        assert_eq!(
+            maxsim_zero_padded(q.view(), d.view()).expect("ok"),
+            vec![-1.0]
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use colbert_embeddings::EmbeddingsView;
 use colbert_encode::schedule;
 use colbert_plaid::{
-    CommitInfo, IndexOptions, OpenOptions, PlaidIndex, Progress, SearchParams, Writer,
+    CommitInfo, DocumentFields, Filter, IndexOptions, OpenOptions, PlaidIndex, Progress,
+    SearchParams, Writer,
 };
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -40,6 +41,8 @@ pub struct NativeIndexInfo {
     pub deleted: i64,
     pub bytes_on_disk: i64,
     pub segments: u32,
+    /// Bytes of stored texts and metadata.
+    pub stored_bytes: i64,
 }
 
 /// Search knobs; absent fields take ColBERT's defaults for `k`.
@@ -50,6 +53,19 @@ pub struct NativeSearchParams {
     pub centroid_score_threshold: Option<f64>,
     pub candidates: Option<u32>,
     pub exact_candidates: Option<u32>,
+}
+
+/// The stored text and metadata (JSON text) of one document.
+#[napi(object)]
+pub struct NativeDocument {
+    pub text: Option<String>,
+    pub metadata: Option<String>,
+}
+
+fn parse_filter(filter: Option<String>) -> Result<Option<Filter>> {
+    filter
+        .map(|f| Filter::parse(&f).map_err(plaid_error))
+        .transpose()
 }
 
 #[napi(object)]
@@ -192,6 +208,7 @@ impl NativePlaidIndex {
             deleted: i.deleted as i64,
             bytes_on_disk: i.bytes_on_disk as i64,
             segments: i.segments as u32,
+            stored_bytes: i.stored_bytes as i64,
         })
     }
 
@@ -232,8 +249,10 @@ impl NativePlaidIndex {
         data: Float32Array,
         params: NativeSearchParams,
         subset: Option<Vec<String>>,
+        filter: Option<String>,
         cancel: &CancelToken,
     ) -> Result<Object<'env>> {
+        let filter = parse_filter(filter)?;
         // Copy before leaving the JavaScript thread: the caller may reuse its arrays.
         let (offsets, data) = (offsets.to_vec(), data.to_vec());
         EmbeddingsView::new(dim as usize, &offsets, &data).map_err(embeddings_error)?;
@@ -257,7 +276,9 @@ impl NativePlaidIndex {
                     data: &data,
                 };
                 index
-                    .search(view, &p, subset.as_deref(), &|| token.is_cancelled())
+                    .search_where(view, &p, subset.as_deref(), filter.as_ref(), &|| {
+                        token.is_cancelled()
+                    })
                     .map_err(plaid_error)
             },
             |hits| {
@@ -273,6 +294,41 @@ impl NativePlaidIndex {
                     })
                     .collect::<Vec<_>>())
             },
+        )
+    }
+
+    /// The stored text and metadata of each id (`null` for ids that are not live documents).
+    #[napi(catch_unwind, ts_return_type = "Promise<Array<NativeDocument | null>>")]
+    pub fn documents<'env>(&self, env: &'env Env, ids: Vec<String>) -> Result<Object<'env>> {
+        let index = Arc::clone(&self.inner);
+        tasks::spawn(
+            env,
+            1,
+            move || index.documents(&ids).map_err(plaid_error),
+            |docs| {
+                Ok(docs
+                    .into_iter()
+                    .map(|d| {
+                        d.map(|d| NativeDocument {
+                            text: d.text,
+                            metadata: d.metadata,
+                        })
+                    })
+                    .collect::<Vec<_>>())
+            },
+        )
+    }
+
+    /// Ids of the live documents whose metadata matches a filter (JSON text), in insertion order.
+    #[napi(catch_unwind, ts_return_type = "Promise<string[]>")]
+    pub fn select<'env>(&self, env: &'env Env, filter: String) -> Result<Object<'env>> {
+        let filter = Filter::parse(&filter).map_err(plaid_error)?;
+        let index = Arc::clone(&self.inner);
+        tasks::spawn(
+            env,
+            budget(),
+            move || index.select(&filter).map_err(plaid_error),
+            Ok,
         )
     }
 
@@ -327,7 +383,8 @@ fn closed_writer() -> Error {
 
 #[napi]
 impl NativeWriter {
-    /// Adds a batch of documents (spilled to disk until commit).
+    /// Adds a batch of documents with optional stored text and metadata (JSON text), spilled
+    /// to disk until commit.
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn push<'env>(
         &self,
@@ -336,9 +393,18 @@ impl NativeWriter {
         dim: u32,
         offsets: Uint32Array,
         data: Float32Array,
+        documents: Option<Vec<NativeDocument>>,
     ) -> Result<Object<'env>> {
         let (offsets, data) = (offsets.to_vec(), data.to_vec());
         EmbeddingsView::new(dim as usize, &offsets, &data).map_err(embeddings_error)?;
+        let fields: Option<Vec<DocumentFields>> = documents.map(|d| {
+            d.into_iter()
+                .map(|d| DocumentFields {
+                    text: d.text,
+                    metadata: d.metadata,
+                })
+                .collect()
+        });
         let writer = Arc::clone(&self.inner);
         tasks::spawn(
             env,
@@ -352,7 +418,8 @@ impl NativeWriter {
                 };
                 let mut guard = writer.lock().unwrap_or_else(|p| p.into_inner());
                 let w = guard.as_mut().ok_or_else(closed_writer)?;
-                w.push(ids, view).map_err(plaid_error)
+                w.push_documents(ids, view, fields.as_deref())
+                    .map_err(plaid_error)
             },
             |()| Ok(()),
         )

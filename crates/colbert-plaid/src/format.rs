@@ -39,7 +39,7 @@ use crate::error::{PlaidError, Result};
 compile_error!("colbert-plaid stores little-endian data and does not support big-endian targets");
 
 /// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"CLBPLAID";
 const BLOCK: usize = 65_536;
 const HEADER: usize = 64;

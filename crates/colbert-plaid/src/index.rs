@@ -8,12 +8,13 @@ use colbert_embeddings::{Embeddings, EmbeddingsView};
 
 use crate::codec::check_nbits;
 use crate::error::{PlaidError, Result};
+use crate::filter::Filter;
 use crate::format::FORMAT_VERSION;
 use crate::manifest::{self, Manifest, StoredOptions, MANIFEST};
 use crate::search::{self, Hit, SearchParams};
 use crate::snapshot::Snapshot;
 use crate::storage::{self, WriterLock};
-use crate::writer::{CommitInfo, Mode, Progress, Writer};
+use crate::writer::{CommitInfo, DocumentFields, Mode, Progress, Writer};
 
 /// Options for [`PlaidIndex::create`] (training options are persisted; `threads` is not).
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +103,8 @@ pub struct IndexInfo {
     pub payload_bytes: u64,
     /// Bytes of the inverted files (offsets + u32 postings).
     pub ivf_bytes: u64,
+    /// Bytes of stored document texts and metadata (with their offsets).
+    pub stored_bytes: u64,
     /// Residual-norm threshold used to detect outliers for centroid expansion.
     pub cluster_threshold: f32,
 }
@@ -287,7 +290,9 @@ impl PlaidIndex {
             .iter()
             .map(|g| g.byte_breakdown())
             .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let stored_bytes = s.segments.iter().map(|g| g.field_bytes()).sum();
         Ok(IndexInfo {
+            stored_bytes,
             payload_bytes,
             ivf_bytes,
             format_version: FORMAT_VERSION,
@@ -336,9 +341,55 @@ impl PlaidIndex {
         subset: Option<&[String]>,
         cancel: &(dyn Fn() -> bool + Sync),
     ) -> Result<Vec<Vec<Hit>>> {
+        self.search_where(queries, params, subset, None, cancel)
+    }
+
+    /// [`Self::search`] restricted to documents whose stored metadata matches `filter` (and
+    /// that are in `subset`, when given).
+    pub fn search_where(
+        &self,
+        queries: EmbeddingsView<'_>,
+        params: &SearchParams,
+        subset: Option<&[String]>,
+        filter: Option<&Filter>,
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<Vec<Hit>>> {
         let snap = self.inner.snapshot()?;
-        self.inner
-            .install(|| search::search(&snap, queries, params, subset, cancel))
+        self.inner.install(|| {
+            let docs = search::scope(&snap, subset, filter)?;
+            search::search(&snap, queries, params, docs, cancel)
+        })
+    }
+
+    /// Ids of the live documents whose metadata matches `filter`, in insertion order.
+    pub fn select(&self, filter: &Filter) -> Result<Vec<String>> {
+        let snap = self.inner.snapshot()?;
+        let docs = self
+            .inner
+            .install(|| search::scope(&snap, None, Some(filter)))?
+            .unwrap_or_default();
+        Ok(docs
+            .into_iter()
+            .map(|d| snap.external_id(d).to_string())
+            .collect())
+    }
+
+    /// The stored text and metadata of each id (`None` for ids that are not live documents;
+    /// fields that were not stored are `None`).
+    pub fn documents(&self, ids: &[String]) -> Result<Vec<Option<DocumentFields>>> {
+        let snap = self.inner.snapshot()?;
+        ids.iter()
+            .map(|id| {
+                let Some(doc) = snap.lookup(id) else {
+                    return Ok(None);
+                };
+                let (text, metadata) = snap.fields(doc)?;
+                Ok(Some(DocumentFields {
+                    text: (!text.is_empty()).then(|| text.to_string()),
+                    metadata: (!metadata.is_empty()).then(|| metadata.to_string()),
+                }))
+            })
+            .collect()
     }
 
     /// Picks up a generation committed by another handle or process; `true` if it changed.
@@ -391,22 +442,25 @@ impl PlaidIndex {
         w.set_options(stored);
         let dim = base.manifest.dim.unwrap_or(1);
         let mut batch_ids = Vec::new();
+        let mut batch_fields: Vec<DocumentFields> = Vec::new();
         let mut batch = Vec::new();
         let mut offsets = vec![0u32];
         let mut buf = Vec::new();
         let flush = |w: &mut Writer,
                      ids: &mut Vec<String>,
+                     fields: &mut Vec<DocumentFields>,
                      data: &mut Vec<f32>,
                      offs: &mut Vec<u32>|
          -> Result<()> {
             if !ids.is_empty() {
-                w.push(
+                w.push_documents(
                     std::mem::take(ids),
                     EmbeddingsView {
                         dim,
                         offsets: offs,
                         data,
                     },
+                    Some(&std::mem::take(fields)),
                 )?;
             }
             data.clear();
@@ -427,12 +481,29 @@ impl PlaidIndex {
                 batch.extend_from_slice(&buf);
                 offsets.push((batch.len() / dim) as u32);
                 batch_ids.push(seg.id(l).to_string());
+                let (text, metadata) = (seg.text(l)?, seg.metadata(l)?);
+                batch_fields.push(DocumentFields {
+                    text: (!text.is_empty()).then(|| text.to_string()),
+                    metadata: (!metadata.is_empty()).then(|| metadata.to_string()),
+                });
                 if batch.len() > 1 << 20 {
-                    flush(&mut w, &mut batch_ids, &mut batch, &mut offsets)?;
+                    flush(
+                        &mut w,
+                        &mut batch_ids,
+                        &mut batch_fields,
+                        &mut batch,
+                        &mut offsets,
+                    )?;
                 }
             }
         }
-        flush(&mut w, &mut batch_ids, &mut batch, &mut offsets)?;
+        flush(
+            &mut w,
+            &mut batch_ids,
+            &mut batch_fields,
+            &mut batch,
+            &mut offsets,
+        )?;
         w.commit(cancel, progress)
     }
 

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod error;
+mod filter;
 mod format;
 mod ids;
 mod index;
@@ -23,7 +24,8 @@ mod writer;
 
 pub use colbert_embeddings::{Embeddings, EmbeddingsView};
 pub use error::{PlaidError, Result};
+pub use filter::Filter;
 pub use format::FORMAT_VERSION;
 pub use index::{IndexInfo, IndexOptions, OpenOptions, PlaidIndex};
 pub use search::{Hit, SearchParams};
-pub use writer::{CommitInfo, Progress, Writer, MIN_OUTLIERS_FOR_EXPANSION};
+pub use writer::{CommitInfo, DocumentFields, Progress, Writer, MIN_OUTLIERS_FOR_EXPANSION};

@@ -198,6 +198,6 @@ mod tests {
         future.format_version = 7;
         let e = Manifest::decode(&future.encode().unwrap()).unwrap_err();
         assert_eq!(e.code(), "INDEX_FORMAT_UNSUPPORTED");
-        assert!(e.to_string().contains('7') && e.to_string().contains('1'));
+        assert!(e.to_string().contains('7') && e.to_string().contains('2'));
     }
 }

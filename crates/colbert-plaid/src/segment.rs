@@ -15,6 +15,10 @@
 //! | 6 | packed residuals, `dim·nbits/8` bytes per token | u8 |
 //! | 7 | IVF list offsets, `num_centroids + 1` | u64 |
 //! | 8 | IVF postings: absolute document numbers, ascending per list, unique | u32 |
+//! | 9 | text byte offsets, `n_docs + 1` | u64 |
+//! | 10 | document texts (UTF-8, concatenated; empty = none) | u8 |
+//! | 11 | metadata byte offsets, `n_docs + 1` | u64 |
+//! | 12 | document metadata (JSON objects, concatenated; empty = none) | u8 |
 
 use std::path::Path;
 
@@ -33,7 +37,11 @@ const S_CODES: usize = 5;
 const S_RESIDUALS: usize = 6;
 const S_IVF_OFFSETS: usize = 7;
 const S_IVF_DOCS: usize = 8;
-const N_SECTIONS: usize = 9;
+const S_TEXT_OFFSETS: usize = 9;
+const S_TEXTS: usize = 10;
+const S_META_OFFSETS: usize = 11;
+const S_METAS: usize = 12;
+const N_SECTIONS: usize = 13;
 
 /// Postings buffered at once while building the IVF (bounds memory for huge segments).
 const IVF_BUFFER: usize = 1 << 24;
@@ -136,8 +144,16 @@ impl SegmentWriter {
         )
     }
 
-    /// Builds the IVF from the written codes, writes the header and checksums, fsyncs.
-    pub fn finish(mut self) -> Result<SegmentMeta> {
+    /// Builds the IVF from the written codes, writes the stored text and metadata of each
+    /// document (`fields`: per document `(text length, metadata length)` and the concatenated
+    /// bytes, text then metadata per document), then the header and checksums, and fsyncs.
+    pub fn finish(mut self, fields: &StagedFields<'_>) -> Result<SegmentMeta> {
+        let n = self.doc_offsets.len() - 1;
+        if fields.lens.len() != n {
+            return Err(PlaidError::Internal(
+                "stored fields do not match documents".into(),
+            ));
+        }
         let k = self.num_centroids;
         let map = self.cw.map_written()?;
         let range = self
@@ -208,6 +224,29 @@ impl SegmentWriter {
         self.cw.end();
         drop(code_at);
         drop(map);
+        // Stored fields: texts, then metadata, each as offsets + concatenated bytes.
+        for which in 0..2 {
+            let mut offsets = Vec::with_capacity(n + 1);
+            offsets.push(0u64);
+            for l in fields.lens {
+                let len = if which == 0 { l.0 } else { l.1 };
+                offsets.push(offsets.last().copied().unwrap_or(0) + len as u64);
+            }
+            self.cw.section(bytemuck::cast_slice(&offsets))?;
+            self.cw.begin()?;
+            let mut at = 0usize;
+            for l in fields.lens {
+                let (skip, take) = if which == 0 { (0, l.0) } else { (l.0, l.1) };
+                let a = at + skip as usize;
+                let bytes = fields
+                    .bytes
+                    .get(a..a + take as usize)
+                    .ok_or_else(|| PlaidError::Internal("stored fields truncated".into()))?;
+                self.cw.write(bytes)?;
+                at += (l.0 + l.1) as usize;
+            }
+            self.cw.end();
+        }
         let n_tokens = self.n_tokens();
         let file = self.cw.finish()?;
         Ok(SegmentMeta {
@@ -219,6 +258,14 @@ impl SegmentWriter {
             num_centroids: k as u32,
         })
     }
+}
+
+/// Text and metadata of the documents of one transaction, as staged by the writer.
+pub(crate) struct StagedFields<'a> {
+    /// Per document: (text bytes, metadata bytes).
+    pub lens: &'a [(u32, u32)],
+    /// Text then metadata of each document, concatenated in document order.
+    pub bytes: &'a [u8],
 }
 
 /// Codes of a segment, borrowed from the map.
@@ -249,6 +296,8 @@ impl Segment {
             S_ID_HASHES,
             S_ID_ORDER,
             S_IVF_OFFSETS,
+            S_TEXT_OFFSETS,
+            S_META_OFFSETS,
         ] {
             c.verify_section(s)?;
         }
@@ -301,6 +350,16 @@ impl Segment {
             || ivo.windows(2).any(|w| w[0] > w[1])
         {
             return Err(bad("bad IVF offsets"));
+        }
+        for (o, b) in [(S_TEXT_OFFSETS, S_TEXTS), (S_META_OFFSETS, S_METAS)] {
+            let offs = seg.c.typed::<u64>(o)?;
+            if offs.len() != n + 1
+                || offs[0] != 0
+                || offs[n] != seg.c.bytes(b).len() as u64
+                || offs.windows(2).any(|w| w[0] > w[1])
+            {
+                return Err(bad("bad stored-field offsets"));
+            }
         }
         Ok(seg)
     }
@@ -384,6 +443,49 @@ impl Segment {
                 .unwrap_or(""),
             _ => "",
         }
+    }
+
+    /// Stored field bytes of a local document (section `offsets`/`blob`), verified lazily.
+    fn field(&self, offsets: usize, blob: usize, local: u32) -> Result<&[u8]> {
+        let o = self.c.typed::<u64>(offsets)?;
+        let l = local as usize;
+        let (Some(&a), Some(&b)) = (o.get(l), o.get(l + 1)) else {
+            return Ok(&[]);
+        };
+        let base = self.c.section_range(blob).start;
+        self.c.verify(base + a as usize..base + b as usize)?;
+        self.c
+            .bytes(blob)
+            .get(a as usize..b as usize)
+            .ok_or_else(|| {
+                PlaidError::corrupt(format!(
+                    "{}: stored field out of range",
+                    self.meta.file.name
+                ))
+            })
+    }
+
+    /// The stored text of a local document ("" when none was stored).
+    pub fn text(&self, local: u32) -> Result<&str> {
+        std::str::from_utf8(self.field(S_TEXT_OFFSETS, S_TEXTS, local)?).map_err(|_| {
+            PlaidError::corrupt(format!("{}: stored text is not UTF-8", self.meta.file.name))
+        })
+    }
+
+    /// The stored metadata (a JSON object's text) of a local document ("" when none).
+    pub fn metadata(&self, local: u32) -> Result<&str> {
+        std::str::from_utf8(self.field(S_META_OFFSETS, S_METAS, local)?).map_err(|_| {
+            PlaidError::corrupt(format!(
+                "{}: stored metadata is not UTF-8",
+                self.meta.file.name
+            ))
+        })
+    }
+
+    /// Bytes of stored texts and metadata.
+    pub fn field_bytes(&self) -> u64 {
+        let l = |i| self.c.section_range(i).len() as u64;
+        l(S_TEXT_OFFSETS) + l(S_TEXTS) + l(S_META_OFFSETS) + l(S_METAS)
     }
 
     /// Local documents whose id is `id` (several if earlier copies were deleted and re-added

@@ -197,6 +197,14 @@ impl Snapshot {
         })
     }
 
+    /// Stored text and metadata of document `doc` (empty strings when none were stored).
+    pub fn fields(&self, doc: u32) -> Result<(&str, &str)> {
+        match self.locate(doc) {
+            Some((s, l)) => Ok((s.text(l)?, s.metadata(l)?)),
+            None => Ok(("", "")),
+        }
+    }
+
     /// Decompresses document `doc` into `out` (resized to `tokens × dim`).
     pub fn decompress_doc(&self, doc: u32, out: &mut Vec<f32>) -> Result<()> {
         let (Some(cb), Some((s, l))) = (&self.codebook, self.locate(doc)) else {

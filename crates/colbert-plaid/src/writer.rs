@@ -1,7 +1,8 @@
 //! Transactions that add (and optionally delete) documents: [`Writer`].
 //!
 //! `push` validates a batch and appends its raw `f32` rows to a spill file inside the index
-//! directory (`spill-*.tmp`); ids and document lengths stay in memory. `commit`:
+//! directory (`spill-*.tmp`), and the documents' stored text and metadata (if any) to a second
+//! one; ids and document lengths stay in memory. `commit`:
 //!
 //! 1. **Untrained index** – samples `min(1 + 16·sqrt(120·N), N)` documents from the spill
 //!    (seeded), estimates `E = avg tokens × N`, picks `K = 2^floor(log2(16·sqrt(E)))` (or the
@@ -39,7 +40,7 @@ use crate::kernels::{argmax_centroids, dot};
 use crate::kmeans::{kmeans, num_centroids_for, sample_docs_count, KMeansConfig};
 use crate::manifest::{Manifest, StoredOptions};
 use crate::rng::Rng;
-use crate::segment::SegmentWriter;
+use crate::segment::{SegmentWriter, StagedFields};
 use crate::snapshot::{Codebook, Snapshot, Tombstones};
 use crate::storage::{self, unique_name, WriterLock};
 
@@ -72,6 +73,14 @@ pub enum Progress {
     Compress { done: usize, total: usize },
     /// Writing the IVF, checksums, fsync and the manifest switch.
     Writing,
+}
+
+/// What is stored with a document besides its embeddings: its text and metadata (the text of
+/// a JSON object; search filters match it). Both are optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocumentFields {
+    pub text: Option<String>,
+    pub metadata: Option<String>,
 }
 
 /// What a commit did.
@@ -124,6 +133,10 @@ pub struct Writer {
     base: Arc<Snapshot>,
     mode: Mode,
     spill: Option<Spill>,
+    /// Stored text + metadata bytes of the pushed documents (created at the first non-empty one).
+    fields: Option<Spill>,
+    /// Per pushed document: (text bytes, metadata bytes).
+    field_lens: Vec<(u32, u32)>,
     ids: Vec<String>,
     id_set: HashSet<String>,
     doclens: Vec<u32>,
@@ -164,6 +177,8 @@ impl Writer {
             base,
             mode,
             spill: None,
+            fields: None,
+            field_lens: Vec::new(),
             ids: Vec::new(),
             id_set: HashSet::new(),
             doclens: Vec::new(),
@@ -203,6 +218,17 @@ impl Writer {
     /// live documents not deleted in this transaction), a wrong dim, a non-finite value or a
     /// document without tokens.
     pub fn push(&mut self, ids: Vec<String>, embeddings: EmbeddingsView<'_>) -> Result<()> {
+        self.push_documents(ids, embeddings, None)
+    }
+
+    /// [`Self::push`] with the text and metadata to store with each document (`fields[i]`
+    /// belongs to `ids[i]`). Metadata must be the text of a JSON object.
+    pub fn push_documents(
+        &mut self,
+        ids: Vec<String>,
+        embeddings: EmbeddingsView<'_>,
+        fields: Option<&[DocumentFields]>,
+    ) -> Result<()> {
         self.inner.check_open()?;
         colbert_embeddings::validate(embeddings.dim, embeddings.offsets, embeddings.data)
             .map_err(|e| PlaidError::invalid(e.to_string()))?;
@@ -248,6 +274,32 @@ impl Writer {
                 )));
             }
         }
+        if let Some(f) = fields {
+            if f.len() != ids.len() {
+                return Err(PlaidError::invalid(format!(
+                    "{} stored documents for {} ids",
+                    f.len(),
+                    ids.len()
+                )));
+            }
+            for (id, d) in ids.iter().zip(f) {
+                if d.text.as_ref().is_some_and(|t| t.len() > u32::MAX as usize) {
+                    return Err(PlaidError::invalid(format!(
+                        "the text of {id:?} exceeds 4 GiB"
+                    )));
+                }
+                if let Some(m) = &d.metadata {
+                    if m.len() > u32::MAX as usize
+                        || serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(m)
+                            .is_err()
+                    {
+                        return Err(PlaidError::invalid(format!(
+                            "the metadata of {id:?} must be a JSON object (under 4 GiB)"
+                        )));
+                    }
+                }
+            }
+        }
         let total = self.base.manifest.next_doc as u64 + (self.ids.len() + ids.len()) as u64;
         if total >= u32::MAX as u64 {
             return Err(PlaidError::invalid("too many documents for one index"));
@@ -278,18 +330,75 @@ impl Writer {
             // fails as a whole rather than committing inconsistent data.
             let p = spill.path.clone();
             self.spill = None;
+            self.fields = None;
+            self.field_lens.clear();
             self.ids.clear();
             self.id_set.clear();
             self.doclens.clear();
             return Err(PlaidError::io("writing", &p, e));
         }
         spill.rows += rows;
+        let n_before = self.field_lens.len();
+        if let Err(e) = self.stage_fields(ids.len(), fields) {
+            // Same as above: the transaction cannot continue with half-written fields.
+            self.spill = None;
+            self.fields = None;
+            self.field_lens.clear();
+            self.ids.clear();
+            self.id_set.clear();
+            self.doclens.clear();
+            return Err(e);
+        }
+        debug_assert_eq!(self.field_lens.len(), n_before + ids.len());
         self.dim = Some(dim);
         for w in embeddings.offsets.windows(2) {
             self.doclens.push(w[1] - w[0]);
         }
         self.id_set.extend(ids.iter().cloned());
         self.ids.extend(ids);
+        Ok(())
+    }
+
+    fn stage_fields(&mut self, n: usize, fields: Option<&[DocumentFields]>) -> Result<()> {
+        let Some(fields) = fields.filter(|f| {
+            f.iter()
+                .any(|d| d.text.as_ref().is_some_and(|t| !t.is_empty()) || d.metadata.is_some())
+        }) else {
+            self.field_lens.extend(std::iter::repeat_n((0, 0), n));
+            return Ok(());
+        };
+        if self.fields.is_none() {
+            let path =
+                self.inner
+                    .dir
+                    .join(unique_name("spill-", self.base.manifest.generation, "tmp"));
+            let f = File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| PlaidError::io("creating", &path, e))?;
+            self.fields = Some(Spill {
+                path,
+                out: BufWriter::with_capacity(1 << 20, f),
+                rows: 0,
+            });
+        }
+        let Some(spill) = self.fields.as_mut() else {
+            return Err(PlaidError::Internal("no field spill".into()));
+        };
+        for d in fields {
+            let t = d.text.as_deref().unwrap_or("").as_bytes();
+            let m = d.metadata.as_deref().unwrap_or("").as_bytes();
+            for b in [t, m] {
+                spill
+                    .out
+                    .write_all(b)
+                    .map_err(|e| PlaidError::io("writing", &spill.path, e))?;
+            }
+            spill.rows += t.len() + m.len();
+            self.field_lens.push((t.len() as u32, m.len() as u32));
+        }
         Ok(())
     }
 
@@ -480,7 +589,25 @@ impl Writer {
                 return Err(PlaidError::Aborted);
             }
             progress(Progress::Writing);
-            let meta = seg.finish()?;
+            let field_map: Option<Mmap> = match self.fields.as_mut() {
+                Some(sp) if sp.rows > 0 => {
+                    sp.out
+                        .flush()
+                        .map_err(|e| PlaidError::io("writing", &sp.path, e))?;
+                    // SAFETY: as for the embeddings spill: private to this transaction and
+                    // not written while mapped.
+                    Some(
+                        unsafe { Mmap::map(sp.out.get_ref()) }
+                            .map_err(|e| PlaidError::io("mapping", &sp.path, e))?,
+                    )
+                }
+                _ => None,
+            };
+            let meta = seg.finish(&StagedFields {
+                lens: &self.field_lens,
+                bytes: field_map.as_deref().unwrap_or(&[]),
+            })?;
+            drop(field_map);
             m1.next_doc += meta.n_docs;
             m1.live_docs += meta.n_docs as u64;
             m1.live_tokens += meta.n_tokens;

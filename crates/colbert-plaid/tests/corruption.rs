@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
-//! A flipped bit anywhere in any index file gives INDEX_CORRUPT or a correct result, never a
-//! panic or a wrong answer.
+//! A flipped bit anywhere in any index file gives INDEX_CORRUPT or a correct result (search
+//! hits, decompressed embeddings, stored text and metadata), never a panic or a wrong answer.
 mod common;
 use colbert_plaid::*;
 use common::*;
@@ -11,7 +11,7 @@ fn check(
     dir: &std::path::Path,
     q: &Embeddings,
     ids: &[String],
-    base: &(Vec<Vec<Hit>>, Embeddings),
+    base: &(Vec<Vec<Hit>>, Embeddings, Vec<Option<DocumentFields>>),
 ) -> &'static str {
     let idx = match PlaidIndex::open(dir) {
         Ok(i) => i,
@@ -28,6 +28,10 @@ fn check(
     }
     match idx.reconstruct(ids) {
         Ok(r) => assert_eq!(r, base.1),
+        Err(e) => return e.code(),
+    }
+    match idx.documents(ids) {
+        Ok(r) => assert_eq!(r, base.2),
         Err(e) => return e.code(),
     }
     "OK"
@@ -50,7 +54,14 @@ fn flipped_bits_are_detected() {
     for r in [0..30, 30..40] {
         let (ids, e) = c.slice(r);
         let mut w = idx.writer().unwrap();
-        w.push(ids, e.view()).unwrap();
+        let fields: Vec<DocumentFields> = ids
+            .iter()
+            .map(|id| DocumentFields {
+                text: Some(format!("text of {id}")),
+                metadata: Some(format!(r#"{{"id":"{id}"}}"#)),
+            })
+            .collect();
+        w.push_documents(ids, e.view(), Some(&fields)).unwrap();
         w.commit(&no_cancel, &|_| {}).unwrap();
     }
     idx.delete(&c.ids[..3]).unwrap();
@@ -67,6 +78,7 @@ fn flipped_bits_are_detected() {
         (
             idx.search(q.view(), &p, None, &no_cancel).unwrap(),
             idx.reconstruct(&live).unwrap(),
+            idx.documents(&live).unwrap(),
         )
     };
     let mut files: Vec<_> = std::fs::read_dir(t.path())

@@ -397,14 +397,14 @@ fn close_and_format_version() {
     let path = t.path().join("MANIFEST");
     let text = std::fs::read_to_string(&path).unwrap();
     let (_, json) = text.split_once('\n').unwrap();
-    let json = json.replace("\"format_version\":1", "\"format_version\":2");
-    let crc = crc32(format!("2\n{json}").as_bytes());
-    std::fs::write(&path, format!("PLAID-MANIFEST 2 {crc:08x}\n{json}")).unwrap();
+    let json = json.replace("\"format_version\":2", "\"format_version\":3");
+    let crc = crc32(format!("3\n{json}").as_bytes());
+    std::fs::write(&path, format!("PLAID-MANIFEST 3 {crc:08x}\n{json}")).unwrap();
     let e = PlaidIndex::open(t.path()).err().unwrap();
     assert_eq!(e.code(), "INDEX_FORMAT_UNSUPPORTED");
     let msg = e.to_string();
     assert!(
-        msg.contains("version 2") && msg.contains("version 1"),
+        msg.contains("version 3") && msg.contains("version 2"),
         "{msg}"
     );
 }
@@ -452,4 +452,113 @@ fn handles_are_send_and_sync() {
     send_sync::<PlaidIndex>();
     send::<Writer>();
     send_sync::<PlaidError>();
+}
+
+fn fields_of(i: usize) -> DocumentFields {
+    DocumentFields {
+        text: (!i.is_multiple_of(5)).then(|| format!("document {i} — ünïcode text")),
+        metadata: (!i.is_multiple_of(7)).then(|| {
+            format!(
+                r#"{{"parity":"{}","n":{i},"tags":["t{}"]}}"#,
+                if i.is_multiple_of(2) { "even" } else { "odd" },
+                i % 3
+            )
+        }),
+    }
+}
+
+#[test]
+fn stored_documents_and_filters() {
+    let t = TempDir::new("fields");
+    let c = Corpus::new(21, 120, DIM, 5, 12);
+    let idx = PlaidIndex::create(t.path(), opts(32), false).unwrap();
+    let mut w = idx.writer().unwrap();
+    // Two pushes: one with fields, one without (the transaction mixes both).
+    let (ids_a, e_a) = c.slice(0..80);
+    let fields: Vec<DocumentFields> = (0..80).map(fields_of).collect();
+    w.push_documents(ids_a, e_a.view(), Some(&fields)).unwrap();
+    let (ids_b, e_b) = c.slice(80..120);
+    w.push(ids_b, e_b.view()).unwrap();
+    // Bad fields change nothing.
+    let (ids_c, e_c) = c.slice(0..1);
+    let bad = [DocumentFields {
+        text: None,
+        metadata: Some("[1,2]".into()),
+    }];
+    let ids_c: Vec<String> = ids_c.iter().map(|i| format!("{i}-x")).collect();
+    assert_eq!(
+        code(w.push_documents(ids_c.clone(), e_c.view(), Some(&bad))),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(
+        code(w.push_documents(ids_c, e_c.view(), Some(&[]))),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(w.pending(), 120);
+    w.commit(&no_cancel, &|_| {}).unwrap();
+    assert!(idx.info().unwrap().stored_bytes > 0);
+
+    let check = |idx: &PlaidIndex| {
+        let want: Vec<String> = c.ids.clone();
+        let got = idx.documents(&want).unwrap();
+        for (i, g) in got.iter().enumerate() {
+            let g = g.as_ref().unwrap();
+            if i < 80 {
+                assert_eq!(g, &fields_of(i), "document {i}");
+            } else {
+                assert_eq!(g, &DocumentFields::default());
+            }
+        }
+        assert_eq!(idx.documents(&ids(&["nope"])).unwrap(), vec![None]);
+        // Filters select exactly the documents whose metadata matches.
+        let f = Filter::parse(r#"{"parity":"even","n":{"$lt":40}}"#).unwrap();
+        let sel = idx.select(&f).unwrap();
+        let expect: Vec<String> = (0..40)
+            .filter(|i| i % 2 == 0 && i % 7 != 0)
+            .map(|i| c.ids[i].clone())
+            .collect();
+        assert_eq!(sel, expect);
+        // A filtered search equals the subset search over the selected ids.
+        let q = c.queries(3, 4, 6);
+        let p = SearchParams::new(5);
+        let a = idx
+            .search_where(q.view(), &p, None, Some(&f), &no_cancel)
+            .unwrap();
+        let b = idx.search(q.view(), &p, Some(&sel), &no_cancel).unwrap();
+        assert_eq!(a, b);
+        assert!(a.iter().all(|r| r.iter().all(|h| sel.contains(&h.id))));
+        // Filter ∩ subset.
+        let sub: Vec<String> = c.ids[..20].to_vec();
+        let r = idx
+            .search_where(q.view(), &p, Some(&sub), Some(&f), &no_cancel)
+            .unwrap();
+        assert!(r.iter().all(|hits| hits
+            .iter()
+            .all(|h| sel.contains(&h.id) && sub.contains(&h.id))));
+        // Documents without metadata match `$exists: false`.
+        let none = idx
+            .select(&Filter::parse(r#"{"parity":{"$exists":false}}"#).unwrap())
+            .unwrap();
+        assert_eq!(none.len(), (0..80).filter(|i| i % 7 == 0).count() + 40);
+    };
+    check(&idx);
+    drop(idx);
+    let idx = PlaidIndex::open(t.path()).unwrap();
+    check(&idx);
+    // Deleted documents have no fields; rebuild keeps the others' fields.
+    idx.delete(&ids(&[c.ids[3].as_str()])).unwrap();
+    assert_eq!(idx.documents(&[c.ids[3].clone()]).unwrap(), vec![None]);
+    idx.rebuild(None, &no_cancel, &|_| {}).unwrap();
+    let after = idx.documents(&c.ids[..10]).unwrap();
+    for (i, d) in after.iter().enumerate() {
+        if i == 3 {
+            assert!(d.is_none());
+        } else {
+            assert_eq!(d.as_ref().unwrap(), &fields_of(i));
+        }
+    }
+    assert_eq!(
+        code(Filter::parse(r#"{"a":{"$regex":"x"}}"#)),
+        "INVALID_ARGUMENT"
+    );
 }

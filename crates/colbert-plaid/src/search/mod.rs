@@ -89,12 +89,13 @@ pub struct Hit {
     pub score: f32,
 }
 
-/// Runs every query (in parallel) against one snapshot.
+/// Runs every query (in parallel) against one snapshot. `subset_docs`: live documents only,
+/// sorted and unique (see [`scope`]).
 pub(crate) fn search(
     snap: &Snapshot,
     queries: EmbeddingsView<'_>,
     params: &SearchParams,
-    subset: Option<&[String]>,
+    subset_docs: Option<Vec<u32>>,
     cancel: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Vec<Hit>>> {
     colbert_embeddings::validate(queries.dim, queries.offsets, queries.data)
@@ -116,13 +117,6 @@ pub(crate) fn search(
             queries.dim, cb.dim
         )));
     }
-    // Subset: live documents only, sorted; unknown ids are ignored.
-    let subset_docs: Option<Vec<u32>> = subset.map(|ids| {
-        let mut v: Vec<u32> = ids.iter().filter_map(|id| snap.lookup(id)).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    });
     let (_, _, _, n_exact) = params.resolve();
     let eligible: Option<Vec<bool>> = match &subset_docs {
         Some(docs) if docs.len() > n_exact => Some(eligible_centroids(snap, docs, cb.k)?),
@@ -144,6 +138,41 @@ pub(crate) fn search(
             )
         })
         .collect()
+}
+
+/// The documents a search may return: live documents among `ids` (unknown ids ignored) whose
+/// metadata matches `filter`; `None` when neither restricts the search. Sorted, unique.
+pub(crate) fn scope(
+    snap: &Snapshot,
+    ids: Option<&[String]>,
+    filter: Option<&crate::filter::Filter>,
+) -> Result<Option<Vec<u32>>> {
+    let mut docs: Option<Vec<u32>> = ids.map(|ids| {
+        let mut v: Vec<u32> = ids.iter().filter_map(|id| snap.lookup(id)).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    });
+    if let Some(f) = filter {
+        let all: Vec<u32> = match docs.take() {
+            Some(v) => v,
+            None => (0..snap.manifest.next_doc)
+                .filter(|&d| snap.is_live(d))
+                .collect(),
+        };
+        let keep: Vec<Result<bool>> = all
+            .par_iter()
+            .map(|&d| Ok(f.matches_text(snap.fields(d)?.1)))
+            .collect();
+        let mut v = Vec::with_capacity(all.len());
+        for (d, k) in all.into_iter().zip(keep) {
+            if k? {
+                v.push(d);
+            }
+        }
+        docs = Some(v);
+    }
+    Ok(docs)
 }
 
 fn eligible_centroids(snap: &Snapshot, docs: &[u32], k: usize) -> Result<Vec<bool>> {
