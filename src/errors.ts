@@ -2,6 +2,9 @@
 export type ColbertErrorCode =
   | 'MODEL_NOT_FOUND'
   | 'MODEL_INVALID'
+  | 'MODEL_NOT_ONNX'
+  | 'HUB_UNAUTHORIZED'
+  | 'HUB_UNAVAILABLE'
   | 'ORT_LOAD_FAILED'
   | 'INVALID_ARGUMENT'
   | 'TOKENIZE_FAILED'
@@ -19,6 +22,9 @@ export type ColbertErrorCode =
 const CODES = new Set<string>([
   'MODEL_NOT_FOUND',
   'MODEL_INVALID',
+  'MODEL_NOT_ONNX',
+  'HUB_UNAUTHORIZED',
+  'HUB_UNAVAILABLE',
   'ORT_LOAD_FAILED',
   'INVALID_ARGUMENT',
   'TOKENIZE_FAILED',

@@ -1,9 +1,9 @@
 // The ColBERT encoder: model loading and text → token embeddings.
-import path from 'node:path'
 
 import { checkSignal, optionalType, positiveInt, withCancel } from './arguments'
-import { callNative, ColbertError, fromNative, invalidArgument } from './errors'
+import { abortError, callNative, ColbertError, fromNative, invalidArgument } from './errors'
 import type { Embeddings } from './embeddings'
+import { resolveModelPath, type DownloadProgress } from './hub'
 import { native, type Native } from './native'
 import { guard } from './progress'
 import { loadRuntime } from './runtime'
@@ -34,6 +34,18 @@ export interface ColBERTOptions {
   doLowerCase?: boolean
   /** Absolute path of the ONNX Runtime library (see README for the lookup order). */
   ortLibraryPath?: string
+  /** Hub models: branch, tag or commit sha (default `main`). */
+  revision?: string
+  /** Hub models: the cache folder (default `HF_HUB_CACHE`, `HF_HOME/hub`, `XDG_CACHE_HOME/huggingface/hub`, `~/.cache/huggingface/hub`). */
+  cacheDir?: string
+  /** Hub models: use the cache only, never the network (as `HF_HUB_OFFLINE=1`). */
+  localFilesOnly?: boolean
+  /** Hub models: access token (default `HF_TOKEN`). */
+  token?: string
+  /** Cancels a download (and the load, if it has not started). */
+  signal?: AbortSignal
+  /** Hub models: called as files download. A callback that throws is reported as a warning and ignored. */
+  onProgress?: (progress: DownloadProgress) => void
 }
 
 /** The settings a model runs with. */
@@ -94,6 +106,12 @@ const OPTION_KEYS = new Set([
   'skiplistWords',
   'doLowerCase',
   'ortLibraryPath',
+  'revision',
+  'cacheDir',
+  'localFilesOnly',
+  'token',
+  'signal',
+  'onProgress',
 ])
 
 function checkTexts(texts: unknown): string[] {
@@ -141,10 +159,11 @@ export class ColBERT {
 
   /**
    * Loads a model folder: a PyLate model folder with `model.onnx` (from `tools/export_onnx.py`),
-   * or a `pylate-onnx-export` folder (`onnx_config.json`).
+   * or a `pylate-onnx-export` folder (`onnx_config.json`). A name shaped like `org/name` that is
+   * not a folder on disk is fetched from the Hugging Face hub into its cache (see README).
    */
-  static async fromPretrained(dir: string, options: ColBERTOptions = {}): Promise<ColBERT> {
-    if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('the model path must be a non-empty string')
+  static async fromPretrained(nameOrPath: string, options: ColBERTOptions = {}): Promise<ColBERT> {
+    if (typeof nameOrPath !== 'string' || nameOrPath.length === 0) throw invalidArgument('the model path must be a non-empty string')
     if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object')
     for (const key of Object.keys(options)) {
       if (!OPTION_KEYS.has(key)) throw invalidArgument(`unknown option ${JSON.stringify(key)}`)
@@ -170,10 +189,24 @@ export class ColBERT {
       skiplistWords,
       doLowerCase: optionalType<boolean>(options.doLowerCase, 'boolean', 'doLowerCase'),
     }
+    const signal = checkSignal(options.signal)
+    const onProgress = options.onProgress
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgument('onProgress must be a function')
+    const hubOptions = {
+      revision: optionalType<string>(options.revision, 'string', 'revision'),
+      cacheDir: optionalType<string>(options.cacheDir, 'string', 'cacheDir'),
+      localFilesOnly: optionalType<boolean>(options.localFilesOnly, 'boolean', 'localFilesOnly'),
+      token: optionalType<string>(options.token, 'string', 'token'),
+      quantized: nativeOptions.quantized,
+      signal,
+      onProgress,
+    }
     loadRuntime(optionalType<string>(options.ortLibraryPath, 'string', 'ortLibraryPath'))
+    const dir = await resolveModelPath(nameOrPath, hubOptions)
+    if (signal?.aborted) throw abortError(signal)
     let model: Native.NativeModel
     try {
-      model = await native.loadModel(path.resolve(dir), nativeOptions)
+      model = await native.loadModel(dir, nativeOptions)
     } catch (e) {
       throw fromNative(e)
     }
