@@ -25,3 +25,21 @@ export { Retriever } from './src/retrieve'
 export type { RetrieveOptions } from './src/retrieve'
 export { rerank } from './src/rank'
 export type { RankedDocument, RerankInput } from './src/rank'
+export { computeMetrics, documentText, evaluate, formatMetricsTable, loadBeir, maxCutoff } from './src/evaluate'
+export type {
+  BeirDataset,
+  BeirDocument,
+  BeirQuery,
+  EvaluateOptions,
+  EvaluateProgress,
+  EvaluateResult,
+  FormatMetricsTableOptions,
+  LoadBeirOptions,
+  MetricFamily,
+  MetricName,
+  MetricOptions,
+  Metrics,
+  Qrels,
+  RankedHit,
+  Rankings,
+} from './src/evaluate'

@@ -1,4 +1,6 @@
-// Every TypeScript example in README.md runs, against this package, with the bundled stand-in model.
+// Every TypeScript example in README.md runs, against this package, with the bundled stand-in model,
+// and so does every ```sh block of `npx colbert` commands (against bin/colbert.js, with
+// BEIR_DIR pointing at a small shared collection). The hub examples (```js) need the network.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -6,7 +8,7 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { ROOT } from './helpers'
+import { DATA, ROOT } from './helpers'
 
 const blocks = [...fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1])
 
@@ -22,5 +24,26 @@ blocks.forEach((code, i) => {
     fs.writeFileSync(file, `${source}\nconsole.log('EXAMPLE_OK')\n`)
     const out = execFileSync(process.execPath, ['--import=tsx', file], { cwd: ROOT, encoding: 'utf8' })
     t.regex(out, /EXAMPLE_OK/)
+  })
+})
+
+const shell = [...fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').matchAll(/```sh\n([\s\S]*?)```/g)]
+  .map((m) => m[1])
+  .filter((code) => code.trimStart().startsWith('npx colbert'))
+
+test('README has colbert command examples', (t) => {
+  t.true(shell.length >= 1)
+})
+
+shell.forEach((code, i) => {
+  test(`README command example ${i + 1} runs`, (t) => {
+    const script = code.replace(/^npx colbert /gm, `"${process.execPath}" "${path.join(ROOT, 'bin', 'colbert.js')}" `)
+    const out = execFileSync('bash', ['-euo', 'pipefail', '-c', script], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, BEIR_DIR: path.join(DATA, 'adi') },
+    })
+    t.regex(out, /MaxSim|ndcg@10/)
+    t.regex(out, /index:/)
   })
 })

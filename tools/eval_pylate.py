@@ -75,6 +75,12 @@ def main() -> int:
     ap.add_argument("--chunk", type=int, default=100, help="documents per MaxSim call (memory only)")
     ap.add_argument("--name", default=None)
     ap.add_argument(
+        "--pool",
+        default=None,
+        help="rerank per-query candidate pools (TSV query-id, corpus-id, ...; e.g. TREC DL bm25-top100.tsv) "
+        "with pylate.rank.rerank instead of ranking the whole corpus; metrics from the evaluator's compute_metrics",
+    )
+    ap.add_argument(
         "--onnx",
         default=None,
         help="run the transformer+Dense forward with this ONNX file (onnxruntime CPU) instead of torch; "
@@ -126,6 +132,9 @@ def main() -> int:
         write_predictions=args.predictions_dir is not None,
     )
     print(f"{len(evaluator.queries)} queries with qrels, {len(evaluator.corpus)} documents", flush=True)
+
+    if args.pool:
+        return rerank_pools(args, model, evaluator, name, t0, t_load)
 
     with torch.no_grad():
         doc_emb = model.encode(
@@ -184,6 +193,51 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({"headline": result["headline"], "timing_s": result["timing_s"]}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def rerank_pools(args, model, evaluator, name, t0, t_load) -> int:
+    """Reranks each judged query's pool with pylate.rank.rerank; ST metrics on the result."""
+    from pylate import rank
+
+    pools: dict[str, list[str]] = {}
+    with open(args.pool, encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t")
+        next(reader)
+        for row in reader:
+            if row:
+                pools.setdefault(row[0], []).append(row[1])
+    corpus = dict(zip(evaluator.corpus_ids, evaluator.corpus))
+    qids = list(evaluator.queries_ids)
+    wanted = sorted({d for q in qids for d in pools.get(q, []) if d in corpus})
+    with torch.no_grad():
+        emb = model.encode([corpus[d] for d in wanted], is_query=False, batch_size=args.batch_size, show_progress_bar=False)
+        q_emb = model.encode(evaluator.queries, is_query=True, batch_size=args.batch_size, show_progress_bar=False)
+    t_docs = time.time()
+    by_id = dict(zip(wanted, emb))
+    ids = [[d for d in pools.get(q, []) if d in by_id] for q in qids]
+    ranked = rank.rerank(documents_ids=ids, queries_embeddings=q_emb, documents_embeddings=[[by_id[d] for d in l] for l in ids])
+    results = [[{"corpus_id": r["id"], "score": r["score"]} for r in rq[:100]] for rq in ranked]
+    metrics = evaluator.compute_metrics(results)
+    t_end = time.time()
+    flat = {}
+    for fam, vals in metrics.items():
+        for k, v in vals.items():
+            flat[f"{fam.replace('@k', '')}@{k}"] = float(v)
+    result = {
+        "dataset": name,
+        "mode": "rerank pools (pylate.rank.rerank)",
+        "n_queries": len(qids),
+        "n_documents": len(wanted),
+        "metrics": flat,
+        "timing_s": {"load": round(t_load - t0, 2), "encode_and_rerank": round(t_end - t_load, 2), "total": round(t_end - t0, 2)},
+        "env": {"torch_threads": torch.get_num_threads()},
+    }
+    out = Path(args.out) if args.out else Path(args.model_dir) / f"eval_{name}_pool.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["metrics"], indent=2))
     print(f"wrote {out}")
     return 0
 
