@@ -13,6 +13,7 @@ import { ColBERT, type ColBERTOptions } from './model'
 import { PlaidIndex, type DocumentBatch, type SearchHit, type StoredDocument } from './plaid_index'
 import { rerank } from './rank'
 import { runtimeInfo, loadRuntime } from './runtime'
+import { processAlive } from './pid'
 
 class UsageError extends Error {}
 
@@ -276,14 +277,6 @@ async function readTexts(input: string | undefined): Promise<SourceDocument[]> {
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /** Removes temporary folders left by `colbert index` runs that were killed (their pid is gone). */
 function removeStale(target: string) {
@@ -297,7 +290,7 @@ function removeStale(target: string) {
   }
   for (const name of names) {
     const m = /^(.*)\.(tmp|old)-(\d+)$/.exec(name)
-    if (m && m[1] === base && (Number(m[3]) === process.pid || !alive(Number(m[3])))) {
+    if (m && m[1] === base && (Number(m[3]) === process.pid || !processAlive(Number(m[3])))) {
       // A run killed between its two renames left the previous index as `.old-<pid>`: restore it.
       if (m[2] === 'old' && !fs.existsSync(target)) fs.renameSync(path.join(dir, name), target)
       else fs.rmSync(path.join(dir, name), { recursive: true, force: true })

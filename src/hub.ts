@@ -20,6 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { abortError, ColbertError, invalidArgument } from './errors'
 import { guard } from './progress'
+import { processAlive } from './pid'
 
 /** One progress event of a download, in bytes. Files already in the cache report nothing. */
 export interface DownloadProgress {
@@ -603,14 +604,6 @@ async function downloadBlob(ctx: Context, repo: string, file: string, meta: File
 
 // ---- locking -------------------------------------------------------------------------------
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /** A lock whose owner died (same host) or stopped refreshing it is stale. */
 async function staleLock(lock: string): Promise<boolean> {
@@ -618,7 +611,7 @@ async function staleLock(lock: string): Promise<boolean> {
     const stat = await fsp.stat(lock)
     if (Date.now() - stat.mtimeMs > LOCK_STALE_MS) return true
     const [host, pid] = (await fsp.readFile(lock, 'utf8')).trim().split(' ')
-    return host === os.hostname() && Number(pid) > 0 && Number(pid) !== process.pid && !alive(Number(pid))
+    return host === os.hostname() && Number(pid) > 0 && Number(pid) !== process.pid && !processAlive(Number(pid))
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT'
   }

@@ -157,9 +157,14 @@ pub fn maxsim_pair(dim: usize, query: &[f32], document: &[f32]) -> f32 {
     if document.is_empty() {
         return 0.0;
     }
+    maxsim_pair_floor(dim, query, document, f32::NEG_INFINITY)
+}
+
+/// MaxSim where each query row's best score starts at `floor` (0 = a zero padding row).
+fn maxsim_pair_floor(dim: usize, query: &[f32], document: &[f32], floor: f32) -> f32 {
     let mut total = 0.0f32;
     for q in query.chunks_exact(dim) {
-        let mut best = f32::NEG_INFINITY;
+        let mut best = floor;
         for d in document.chunks_exact(dim) {
             let s = dot(q, d);
             if s > best {
@@ -237,29 +242,13 @@ fn maxsim_with(
         for (di, cell) in row.iter_mut().enumerate() {
             let d = documents.item(di);
             *cell = if zero_padded && d.len() < longest {
-                maxsim_pair_clamped(dim, q, d)
+                maxsim_pair_floor(dim, q, d, 0.0)
             } else {
                 maxsim_pair(dim, q, d)
             };
         }
     });
     Ok(out)
-}
-
-/// [`maxsim_pair`] with every query row's best score clamped at 0 (a zero padding row).
-fn maxsim_pair_clamped(dim: usize, query: &[f32], document: &[f32]) -> f32 {
-    let mut total = 0.0f32;
-    for q in query.chunks_exact(dim) {
-        let mut best = 0.0f32;
-        for d in document.chunks_exact(dim) {
-            let s = dot(q, d);
-            if s > best {
-                best = s;
-            }
-        }
-        total += best;
-    }
-    total
 }
 
 /// In-place L2 normalisation of each row, as `torch.nn.functional.normalize(p=2, eps=1e-12)`:

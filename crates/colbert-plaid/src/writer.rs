@@ -103,6 +103,24 @@ struct Spill {
     rows: usize,
 }
 
+impl Spill {
+    /// A new private spill file (`spill-*.tmp`) in the index folder.
+    fn create(dir: &std::path::Path, generation: u64) -> Result<Spill> {
+        let path = dir.join(unique_name("spill-", generation, "tmp"));
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| PlaidError::io("creating", &path, e))?;
+        Ok(Spill {
+            path,
+            out: BufWriter::with_capacity(1 << 20, f),
+            rows: 0,
+        })
+    }
+}
+
 impl Drop for Spill {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
@@ -305,21 +323,10 @@ impl Writer {
             return Err(PlaidError::invalid("too many documents for one index"));
         }
         if self.spill.is_none() {
-            let path =
-                self.inner
-                    .dir
-                    .join(unique_name("spill-", self.base.manifest.generation, "tmp"));
-            let f = File::options()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| PlaidError::io("creating", &path, e))?;
-            self.spill = Some(Spill {
-                path,
-                out: BufWriter::with_capacity(1 << 20, f),
-                rows: 0,
-            });
+            self.spill = Some(Spill::create(
+                &self.inner.dir,
+                self.base.manifest.generation,
+            )?);
         }
         let Some(spill) = self.spill.as_mut() else {
             return Err(PlaidError::Internal("no spill".into()));
@@ -368,21 +375,10 @@ impl Writer {
             return Ok(());
         };
         if self.fields.is_none() {
-            let path =
-                self.inner
-                    .dir
-                    .join(unique_name("spill-", self.base.manifest.generation, "tmp"));
-            let f = File::options()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| PlaidError::io("creating", &path, e))?;
-            self.fields = Some(Spill {
-                path,
-                out: BufWriter::with_capacity(1 << 20, f),
-                rows: 0,
-            });
+            self.fields = Some(Spill::create(
+                &self.inner.dir,
+                self.base.manifest.generation,
+            )?);
         }
         let Some(spill) = self.fields.as_mut() else {
             return Err(PlaidError::Internal("no field spill".into()));
