@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Retrieval quality and end-to-end time: `colbert eval` (exhaustive, through a PLAID index, or
-# reranking BM25 pools) next to PyLate's evaluator on the same stand-in model (fp32), one run.
+# Retrieval quality and end-to-end time: `colbert eval` (exhaustive, through a PLAID index, and
+# for TREC DL also reranking the BM25 pools) next to PyLate's evaluator on the same stand-in
+# model (fp32), one run. TREC DL's exhaustive/indexed runs rank the union of the pools.
 # Needs `npm run build` and the tools venv (tools/requirements.txt); writes bench/out/eval/*.json.
 #   bash bench/run-eval.sh [dataset ...]   (default: scifact trec-dl-2019 trec-dl-2020 medline)
 set -euo pipefail
@@ -23,10 +24,12 @@ for ds in "${@:-scifact trec-dl-2019 trec-dl-2020 medline}"; do
       colbert eval "$dir" --model "$MODEL" --pool "$dir/bm25-top100.tsv" --ndcg binary --json --quiet > "$OUT/$name-rerank-binary.json"
       colbert eval "$dir" --model "$MODEL" --pool "$dir/bm25-top100.tsv" --ndcg graded --json --quiet > "$OUT/$name-rerank-graded.json"
       $PY tools/eval_pylate.py "$PYLATE_MODEL" "$dir" --pool "$dir/bm25-top100.tsv" --out "$OUT/$name-pylate-rerank.json" > /dev/null
-    else
-      colbert eval "$dir" --model "$MODEL" --json --quiet > "$OUT/$name-exhaustive.json"
+    fi
+    if [ -z "${POOLS_ONLY:-}" ] || [ ! -f "$dir/bm25-top100.tsv" ]; then
+      # Full ranking over the corpus (for TREC DL: the union of the pools), exhaustive and indexed.
+      colbert eval "$dir" --model "$MODEL" --ndcg binary --json --quiet > "$OUT/$name-exhaustive.json"
       colbert index "$dir" --index "bench/out/eval-idx-$name" --model "$MODEL" --overwrite --json --quiet > "$OUT/$name-index-build.json"
-      colbert eval "$dir" --model "$MODEL" --index "bench/out/eval-idx-$name" --json --quiet > "$OUT/$name-plaid.json"
+      colbert eval "$dir" --model "$MODEL" --index "bench/out/eval-idx-$name" --ndcg binary --json --quiet > "$OUT/$name-plaid.json"
       $PY tools/eval_pylate.py "$PYLATE_MODEL" "$dir" --out "$OUT/$name-pylate.json" > /dev/null
     fi
   done

@@ -47,10 +47,16 @@ async function* stream() {
 }
 const dirBytes = (d) => fs.readdirSync(d).reduce((s, f) => s + fs.statSync(path.join(d, f)).size, 0)
 
+// Peak anonymous memory (heap, not the file-backed page cache of mapped files), sampled.
+let peakAnonKb = 0
+const anonKb = () => Number(/RssAnon:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0)
+const sampler = setInterval(() => (peakAnonKb = Math.max(peakAnonKb, anonKb())), 100)
+
 let t = performance.now()
 const index = await PlaidIndex.create(dir, { overwrite: true, nbits: Number(args.nbits ?? 4) })
 await index.add(stream())
 const buildS = (performance.now() - t) / 1000
+clearInterval(sampler)
 const info = index.info
 await index.close()
 t = performance.now()
@@ -70,7 +76,7 @@ for (const q of queries) {
 lat.sort((a, b) => a - b)
 console.log(JSON.stringify({
   documents: info.documents, tokens: info.embeddings, centroids: info.numCentroids, threads: threadBudget(),
-  build_s: buildS, tokens_per_s: info.embeddings / buildS, peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+  build_s: buildS, tokens_per_s: info.embeddings / buildS, peak_rss_mb: process.resourceUsage().maxRSS / 1024, peak_anon_mb: peakAnonKb / 1024,
   index_mb: dirBytes(dir) / 1e6, bytes_per_token: dirBytes(dir) / info.embeddings,
   open_first_query_ms: openFirstMs, p50_ms: lat[25], p95_ms: lat[47],
 }))

@@ -37,59 +37,105 @@ pub fn kmeans(
     cancel: &(dyn Fn() -> bool + Sync),
     on_iteration: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<f32>> {
-    let n = data.len() / dim.max(1);
+    kmeans_rows(data, None, dim, cfg, cancel, on_iteration)
+}
+
+/// Rows assigned per parallel job (gathered into a per-job buffer when `rows` is given).
+const ASSIGN_CHUNK: usize = 4096;
+
+/// [`kmeans`] over the rows `rows` of `data` (all rows when `None`), read in place: the points
+/// are never copied as a whole, so memory is 16 bytes per point plus one chunk per thread,
+/// whether `data` is in memory or a memory-mapped spill file. Same result as copying the rows
+/// first (assignment is per row; sums run in row order).
+pub fn kmeans_rows(
+    data: &[f32],
+    rows: Option<&[usize]>,
+    dim: usize,
+    cfg: KMeansConfig,
+    cancel: &(dyn Fn() -> bool + Sync),
+    on_iteration: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<f32>> {
+    use rayon::prelude::*;
+
+    let all = data.len() / dim.max(1);
+    let n = rows.map_or(all, <[usize]>::len);
     let k = cfg.k;
     if k == 0 || n < k {
         return Err(PlaidError::invalid(format!(
             "k-means needs at least k = {k} points, got {n}"
         )));
     }
+    if rows.is_some_and(|r| r.iter().any(|&i| i >= all)) {
+        return Err(PlaidError::Internal("k-means row out of range".into()));
+    }
     let mut rng = Rng::new(cfg.seed);
-    // Subsample to at most k * max_points_per_centroid points.
+    // Subsample to at most k * max_points_per_centroid points (as row numbers).
     let cap = k.saturating_mul(cfg.max_points_per_centroid.max(1));
-    let owned;
-    let points: &[f32] = if n > cap {
+    let owned: Vec<usize>;
+    let points: Option<&[usize]> = if n > cap {
         let mut idx = rng.sample_indices(n, cap);
         idx.sort_unstable();
-        let mut v = Vec::with_capacity(cap * dim);
-        for i in idx {
-            v.extend_from_slice(&data[i * dim..(i + 1) * dim]);
-        }
-        owned = v;
-        &owned
+        owned = match rows {
+            Some(r) => idx.into_iter().map(|i| r[i]).collect(),
+            None => idx,
+        };
+        Some(&owned)
     } else {
-        data
+        rows
     };
-    let n = points.len() / dim;
+    let n = points.map_or(all, <[usize]>::len);
+    let row = |i: usize| -> &[f32] {
+        let r = points.map_or(i, |p| p[i]);
+        &data[r * dim..(r + 1) * dim]
+    };
     let mut centroids = Vec::with_capacity(k * dim);
     for i in rng.sample_indices(n, k) {
-        centroids.extend_from_slice(&points[i * dim..(i + 1) * dim]);
+        centroids.extend_from_slice(row(i));
     }
     let mut sums = vec![0.0f64; k * dim];
     let mut counts = vec![0usize; k];
+    let mut assign: Vec<(u32, f32)> = Vec::with_capacity(n);
     for it in 0..cfg.iterations {
         if cancel() {
             return Err(PlaidError::Aborted);
         }
         let bias: Vec<f32> = centroids.chunks_exact(dim).map(|c| -dot(c, c)).collect();
-        let assign = argmax_centroids(points, &centroids, dim, 2.0, Some(&bias));
+        assign.clear();
+        match points {
+            None => assign.extend(argmax_centroids(data, &centroids, dim, 2.0, Some(&bias))),
+            Some(p) => {
+                let parts: Vec<Vec<(u32, f32)>> = p
+                    .par_chunks(ASSIGN_CHUNK)
+                    .map_init(Vec::new, |buf: &mut Vec<f32>, chunk| {
+                        buf.clear();
+                        for &r in chunk {
+                            buf.extend_from_slice(&data[r * dim..(r + 1) * dim]);
+                        }
+                        argmax_centroids(buf, &centroids, dim, 2.0, Some(&bias))
+                    })
+                    .collect();
+                for part in parts {
+                    assign.extend(part);
+                }
+            }
+        }
         sums.fill(0.0);
         counts.fill(0);
-        for (x, &(c, _)) in points.chunks_exact(dim).zip(&assign) {
+        for (i, &(c, _)) in assign.iter().enumerate() {
             let c = c as usize;
             counts[c] += 1;
-            for (s, v) in sums[c * dim..(c + 1) * dim].iter_mut().zip(x) {
+            for (s, v) in sums[c * dim..(c + 1) * dim].iter_mut().zip(row(i)) {
                 *s += *v as f64;
             }
         }
         for c in 0..k {
-            let row = &mut centroids[c * dim..(c + 1) * dim];
+            let dst = &mut centroids[c * dim..(c + 1) * dim];
             if counts[c] == 0 {
                 let i = rng.below(n);
-                row.copy_from_slice(&points[i * dim..(i + 1) * dim]);
+                dst.copy_from_slice(row(i));
             } else {
                 let inv = 1.0 / counts[c] as f64;
-                for (r, s) in row.iter_mut().zip(&sums[c * dim..(c + 1) * dim]) {
+                for (r, s) in dst.iter_mut().zip(&sums[c * dim..(c + 1) * dim]) {
                     *r = (*s * inv) as f32;
                 }
             }
@@ -153,6 +199,15 @@ mod tests {
             .unwrap();
         let c = pool.install(|| kmeans(&data, dim, cfg, &|| false, &|_| {}).unwrap());
         assert_eq!(a, c);
+        // Reading the rows in place (by row number) gives the same centroids as a copy.
+        let rows: Vec<usize> = (0..data.len() / dim).rev().step_by(2).collect();
+        let copy: Vec<f32> = rows
+            .iter()
+            .flat_map(|&r| data[r * dim..(r + 1) * dim].to_vec())
+            .collect();
+        let by_copy = kmeans(&copy, dim, cfg, &|| false, &|_| {}).unwrap();
+        let in_place = kmeans_rows(&data, Some(&rows), dim, cfg, &|| false, &|_| {}).unwrap();
+        assert_eq!(by_copy, in_place);
         let other = KMeansConfig { seed: 10, ..cfg };
         let d = kmeans(&data, dim, other, &|| false, &|_| {}).unwrap();
         assert_eq!(d.len(), a.len());

@@ -37,7 +37,7 @@ use crate::codec::{check_nbits, quantiles, ResidualCodec};
 use crate::error::{PlaidError, Result};
 use crate::index::Inner;
 use crate::kernels::{argmax_centroids, dot};
-use crate::kmeans::{kmeans, num_centroids_for, sample_docs_count, KMeansConfig};
+use crate::kmeans::{kmeans, kmeans_rows, num_centroids_for, sample_docs_count, KMeansConfig};
 use crate::manifest::{Manifest, StoredOptions};
 use crate::rng::Rng;
 use crate::segment::{SegmentWriter, StagedFields};
@@ -685,21 +685,22 @@ fn train(
         let keep = rng.sample_indices(train_idx.len(), cap);
         train_idx = keep.into_iter().map(|i| train_idx[i]).collect();
     }
-    let gather = |idx: &[usize]| {
-        let mut v = Vec::with_capacity(idx.len() * dim);
-        for &i in idx {
-            let r = sample[i];
+    // k-means reads its rows in place from the (memory-mapped) spill: only their row numbers
+    // are held. The held-out rows (at most 50,000) are copied.
+    let train_rows_global: Vec<usize> = train_idx.iter().map(|&i| sample[i]).collect();
+    drop(train_idx);
+    let gather = |rows: &mut dyn Iterator<Item = usize>| {
+        let mut v = Vec::new();
+        for r in rows {
             v.extend_from_slice(&data[r * dim..(r + 1) * dim]);
         }
         v
     };
-    let train = gather(&train_idx);
-    drop(train_idx);
-    let mut held = gather(&perm[train_rows..]);
+    let mut held = gather(&mut perm[train_rows..].iter().map(|&i| sample[i]));
     drop(perm);
     drop(sample);
     if held.is_empty() {
-        held = train.clone();
+        held = gather(&mut train_rows_global.iter().copied());
     }
     let iterations = o.kmeans_iterations;
     let cfg = KMeansConfig {
@@ -708,14 +709,14 @@ fn train(
         seed: o.seed,
         max_points_per_centroid: o.max_points_per_centroid,
     };
-    let centroids = kmeans(&train, dim, cfg, cancel, &|i| {
+    let centroids = kmeans_rows(data, Some(&train_rows_global), dim, cfg, cancel, &|i| {
         progress(Progress::KMeans {
             iteration: i,
             total: iterations,
             centroids: k,
         })
     })?;
-    drop(train);
+    drop(train_rows_global);
     let assign = argmax_centroids(&held, &centroids, dim, 1.0, None);
     let mut residuals = Vec::with_capacity(held.len());
     let mut norms = Vec::with_capacity(assign.len());

@@ -36,9 +36,7 @@ fn approx<T: Copy + Into<u32>>(
             continue;
         };
         for (m, &s) in maxes.iter_mut().zip(row) {
-            if s > *m {
-                *m = s;
-            }
+            *m = m.max(s);
         }
     }
     maxes.iter().sum()
