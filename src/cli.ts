@@ -316,6 +316,9 @@ async function cmdIndex(args: string[], io: Io, signal: AbortSignal) {
   const chunkChars = int(values['chunk-chars'], 'chunk-chars', 100) ?? 1500
   const target = path.resolve(values.index)
   removeStale(target)
+  if (fs.existsSync(target) && !fs.statSync(target).isDirectory()) {
+    throw new ColbertError('INDEX_EXISTS', `${target} is a file, not an index folder: choose another --index path`)
+  }
   if (fs.existsSync(target) && fs.readdirSync(target).length > 0 && !values.overwrite) {
     throw new ColbertError('INDEX_EXISTS', `${target} is not empty: pass --overwrite to replace it`)
   }
