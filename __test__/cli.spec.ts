@@ -199,6 +199,11 @@ test('eval prints PyLate metrics for a BEIR folder, exhaustive and through an in
   t.regex(table.stdout, /ndcg@10/i)
   const bad = run(['eval', path.join(tmp(), 'none'), ...MODEL])
   t.is(bad.code, 1)
+  const noPool = run(['eval', adi, ...MODEL, '--pool', path.join(tmp(), 'none.tsv')])
+  t.is(noPool.code, 1)
+  t.regex(noPool.stderr, /IO: cannot read the pool file/)
+  t.is(run(['eval', adi, ...MODEL, '--pool', 'x', '--index', idx]).code, 2)
+  t.is(run(['eval', adi, ...MODEL, '--ndcg', 'fancy']).code, 2)
 })
 
 test('rerank orders candidates by MaxSim; encode prints token embeddings', (t) => {

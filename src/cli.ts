@@ -452,7 +452,13 @@ async function cmdRerank(args: string[], io: Io, signal: AbortSignal) {
 /** Reads candidate pools: TSV rows (query-id, corpus-id[, rank or score]), header optional. */
 function readPools(file: string): Map<string, string[]> {
   const pools = new Map<string, string[]>()
-  const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/)
+  let text: string
+  try {
+    text = fs.readFileSync(file, 'utf8')
+  } catch (e) {
+    throw new ColbertError('IO', `cannot read the pool file ${file}: ${(e as Error).message}`)
+  }
+  const lines = text.split(/\r?\n/)
   lines.forEach((line, i) => {
     if (!line.trim()) return
     const cols = line.split('\t')
