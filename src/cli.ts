@@ -8,6 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 
 import { count, item, type Embeddings } from './embeddings'
 import { ColbertError } from './errors'
+import { badLine, parseJsonLine } from './jsonl'
 import { evaluate, formatMetricsTable, loadBeir, documentText, type EvaluateProgress } from './evaluate'
 import { ColBERT, type ColBERTOptions } from './model'
 import { PlaidIndex, type DocumentBatch, type SearchHit, type StoredDocument } from './plaid_index'
@@ -206,25 +207,30 @@ async function* jsonlDocuments(file: string): AsyncGenerator<SourceDocument> {
   const input = file === '-' ? process.stdin : fs.createReadStream(file)
   const lines = readline.createInterface({ input, crlfDelay: Infinity })
   let n = 0
-  for await (const line of lines) {
-    n++
-    if (!line.trim()) continue
-    let obj: Record<string, unknown>
-    try {
-      obj = JSON.parse(line)
-    } catch (e) {
-      throw new ColbertError('INVALID_ARGUMENT', `${file}:${n}: not valid JSON (${(e as Error).message})`)
+  try {
+    for await (const line of lines) {
+      n++
+      if (!line.trim()) continue
+      const obj = parseJsonLine(file, n, line)
+      const id = obj.id ?? obj._id
+      if (typeof id !== 'string' && typeof id !== 'number') throw badLine(file, n, 'needs a string "id" or "_id"')
+      if (typeof obj.text !== 'string') throw badLine(file, n, 'needs a string "text"')
+      if (obj.metadata !== undefined && (obj.metadata === null || typeof obj.metadata !== 'object' || Array.isArray(obj.metadata))) {
+        throw badLine(file, n, '"metadata" must be an object')
+      }
+      const metadata: Record<string, unknown> = { ...((obj.metadata as Record<string, unknown> | undefined) ?? {}) }
+      if (typeof obj.title === 'string' && obj.title) metadata.title = obj.title
+      yield {
+        id: String(id),
+        text: documentText({ title: typeof obj.title === 'string' ? obj.title : '', text: obj.text }),
+        metadata: Object.keys(metadata).length ? metadata : undefined,
+      }
     }
-    const id = obj.id ?? obj._id
-    if (typeof id !== 'string' && typeof id !== 'number') throw new ColbertError('INVALID_ARGUMENT', `${file}:${n}: needs a string "id" or "_id"`)
-    if (typeof obj.text !== 'string') throw new ColbertError('INVALID_ARGUMENT', `${file}:${n}: needs a string "text"`)
-    const metadata: Record<string, unknown> = { ...((obj.metadata as Record<string, unknown> | undefined) ?? {}) }
-    if (typeof obj.title === 'string' && obj.title) metadata.title = obj.title
-    yield {
-      id: String(id),
-      text: documentText({ title: typeof obj.title === 'string' ? obj.title : '', text: obj.text }),
-      metadata: Object.keys(metadata).length ? metadata : undefined,
-    }
+  } catch (e) {
+    if (e instanceof ColbertError) throw e
+    throw new ColbertError('IO', `cannot read ${file}: ${(e as Error).message}`)
+  } finally {
+    lines.close()
   }
 }
 
@@ -268,8 +274,12 @@ async function readTexts(input: string | undefined): Promise<SourceDocument[]> {
   }
   const stream = file === '-' ? process.stdin : fs.createReadStream(file)
   const out: SourceDocument[] = []
-  for await (const line of readline.createInterface({ input: stream, crlfDelay: Infinity })) {
-    if (line.trim()) out.push({ id: String(out.length), text: line })
+  try {
+    for await (const line of readline.createInterface({ input: stream, crlfDelay: Infinity })) {
+      if (line.trim()) out.push({ id: String(out.length), text: line })
+    }
+  } catch (e) {
+    throw new ColbertError('IO', `cannot read ${file}: ${(e as Error).message}`)
   }
   return out
 }
@@ -462,7 +472,7 @@ function readPools(file: string): Map<string, string[]> {
   lines.forEach((line, i) => {
     if (!line.trim()) return
     const cols = line.split('\t')
-    if (cols.length < 2) throw new ColbertError('INVALID_ARGUMENT', `${file}:${i + 1}: expected query-id<TAB>corpus-id`)
+    if (cols.length < 2) throw badLine(file, i + 1, 'expected query-id<TAB>corpus-id')
     if (i === 0 && /query/i.test(cols[0])) return
     const list = pools.get(cols[0]) ?? []
     list.push(cols[1])

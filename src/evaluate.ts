@@ -10,6 +10,7 @@ import { count, maxsimAsync, type Embeddings } from './embeddings'
 import { abortError, ColbertError, invalidArgument } from './errors'
 import type { ColBERT } from './model'
 import type { PlaidIndex, SearchOptions } from './plaid_index'
+import { badLine, parseJsonLine } from './jsonl'
 import { guard } from './progress'
 
 /** One corpus document of a BEIR folder (`corpus.jsonl`: `_id`, `title`, `text`). */
@@ -167,21 +168,6 @@ async function readLines(file: string, onLine: (line: string, lineNo: number) =>
     lines.close()
     input.destroy()
   }
-}
-
-function badLine(file: string, lineNo: number, what: string): ColbertError {
-  return invalidArgument(`${file}:${lineNo}: ${what}`)
-}
-
-function parseJsonLine(file: string, lineNo: number, line: string): Record<string, unknown> {
-  let value: unknown
-  try {
-    value = JSON.parse(line)
-  } catch (e) {
-    throw badLine(file, lineNo, `not valid JSON (${(e as Error).message})`)
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw badLine(file, lineNo, 'expected a JSON object')
-  return value as Record<string, unknown>
 }
 
 function idField(file: string, lineNo: number, obj: Record<string, unknown>): string {

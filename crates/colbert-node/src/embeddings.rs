@@ -64,9 +64,17 @@ pub fn maxsim_task<'env>(
         env,
         schedule::budget(),
         move || {
-            let q = EmbeddingsView::new(query_dim as usize, &qo, &qd).map_err(embeddings_error)?;
-            let d =
-                EmbeddingsView::new(document_dim as usize, &dof, &dd).map_err(embeddings_error)?;
+            // Validated above, on the JavaScript thread.
+            let q = EmbeddingsView {
+                dim: query_dim as usize,
+                offsets: &qo,
+                data: &qd,
+            };
+            let d = EmbeddingsView {
+                dim: document_dim as usize,
+                offsets: &dof,
+                data: &dd,
+            };
             score(q, d, zero_padded.unwrap_or(false)).map_err(embeddings_error)
         },
         |v| Ok(Float32Array::new(v)),

@@ -384,10 +384,7 @@ impl PlaidIndex {
                     return Ok(None);
                 };
                 let (text, metadata) = snap.fields(doc)?;
-                Ok(Some(DocumentFields {
-                    text: (!text.is_empty()).then(|| text.to_string()),
-                    metadata: (!metadata.is_empty()).then(|| metadata.to_string()),
-                }))
+                Ok(Some(DocumentFields::from_stored(text, metadata)))
             })
             .collect()
     }
@@ -482,10 +479,7 @@ impl PlaidIndex {
                 offsets.push((batch.len() / dim) as u32);
                 batch_ids.push(seg.id(l).to_string());
                 let (text, metadata) = (seg.text(l)?, seg.metadata(l)?);
-                batch_fields.push(DocumentFields {
-                    text: (!text.is_empty()).then(|| text.to_string()),
-                    metadata: (!metadata.is_empty()).then(|| metadata.to_string()),
-                });
+                batch_fields.push(DocumentFields::from_stored(text, metadata));
                 if batch.len() > 1 << 20 {
                     flush(
                         &mut w,

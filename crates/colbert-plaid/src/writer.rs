@@ -83,6 +83,16 @@ pub struct DocumentFields {
     pub metadata: Option<String>,
 }
 
+impl DocumentFields {
+    /// From the stored form, where an empty string means "not stored".
+    pub(crate) fn from_stored(text: &str, metadata: &str) -> Self {
+        DocumentFields {
+            text: (!text.is_empty()).then(|| text.to_string()),
+            metadata: (!metadata.is_empty()).then(|| metadata.to_string()),
+        }
+    }
+}
+
 /// What a commit did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommitInfo {
