@@ -24,7 +24,7 @@ use std::path::Path;
 
 use crate::error::{PlaidError, Result};
 use crate::format::{Container, ContainerWriter, Kind};
-use crate::ids::{build_id_table, id_hash};
+use crate::ids::{id_hash, StagedIds};
 use crate::manifest::SegmentMeta;
 use crate::storage::unique_name;
 
@@ -72,7 +72,7 @@ impl SegmentWriter {
         generation: u64,
         doc_start: u32,
         doclens: &[u32],
-        ids: &[String],
+        ids: &StagedIds,
         num_centroids: usize,
         row_bytes: usize,
     ) -> Result<Self> {
@@ -87,9 +87,10 @@ impl SegmentWriter {
         let name = unique_name("seg-", generation, "plaid");
         let mut cw = ContainerWriter::create(dir, name, Kind::Segment, N_SECTIONS)?;
         cw.section(bytemuck::cast_slice(&doc_offsets))?;
-        let t = build_id_table(ids);
-        cw.section(bytemuck::cast_slice(&t.offsets))?;
-        cw.section(&t.blob)?;
+        let (id_offsets, id_blob) = ids.sections();
+        cw.section(bytemuck::cast_slice(id_offsets))?;
+        cw.section(id_blob)?;
+        let t = ids.table();
         cw.section(bytemuck::cast_slice(&t.hashes))?;
         cw.section(bytemuck::cast_slice(&t.order))?;
         let codes_off = cw.reserve(acc * code_bytes as u64)?;

@@ -35,6 +35,7 @@ use rayon::prelude::*;
 
 use crate::codec::{check_nbits, quantiles, ResidualCodec};
 use crate::error::{PlaidError, Result};
+use crate::ids::StagedIds;
 use crate::index::Inner;
 use crate::kernels::{argmax_centroids, dot};
 use crate::kmeans::{kmeans, kmeans_rows, num_centroids_for, sample_docs_count, KMeansConfig};
@@ -165,8 +166,7 @@ pub struct Writer {
     fields: Option<Spill>,
     /// Per pushed document: (text bytes, metadata bytes).
     field_lens: Vec<(u32, u32)>,
-    ids: Vec<String>,
-    id_set: HashSet<String>,
+    ids: StagedIds,
     doclens: Vec<u32>,
     dim: Option<usize>,
     deletes: Vec<u32>,
@@ -207,8 +207,7 @@ impl Writer {
             spill: None,
             fields: None,
             field_lens: Vec::new(),
-            ids: Vec::new(),
-            id_set: HashSet::new(),
+            ids: StagedIds::default(),
             doclens: Vec::new(),
             dim,
             deletes: Vec::new(),
@@ -286,7 +285,7 @@ impl Writer {
             if id.is_empty() {
                 return Err(PlaidError::invalid(format!("document {i} has an empty id")));
             }
-            if !seen.insert(id.as_str()) || self.id_set.contains(id) {
+            if !seen.insert(id.as_str()) || self.ids.contains(id) {
                 return Err(PlaidError::invalid(format!("duplicate id {id:?}")));
             }
             if matches!(self.mode, Mode::Append) {
@@ -350,7 +349,6 @@ impl Writer {
             self.fields = None;
             self.field_lens.clear();
             self.ids.clear();
-            self.id_set.clear();
             self.doclens.clear();
             return Err(PlaidError::io("writing", &p, e));
         }
@@ -362,7 +360,6 @@ impl Writer {
             self.fields = None;
             self.field_lens.clear();
             self.ids.clear();
-            self.id_set.clear();
             self.doclens.clear();
             return Err(e);
         }
@@ -371,8 +368,9 @@ impl Writer {
         for w in embeddings.offsets.windows(2) {
             self.doclens.push(w[1] - w[0]);
         }
-        self.id_set.extend(ids.iter().cloned());
-        self.ids.extend(ids);
+        for id in &ids {
+            self.ids.push(id);
+        }
         Ok(())
     }
 
