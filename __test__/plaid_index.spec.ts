@@ -124,6 +124,49 @@ test('add, delete and reopen keep ids stable; deleted documents never come back'
   for (const h of after) for (const x of h) t.true(ids.slice(250).includes(x.id))
 })
 
+test('replace upserts in one transaction; many small adds keep few segments', async (t) => {
+  const { ids, d, q } = await setup
+  const dir = tmp()
+  const index = await PlaidIndex.create(dir, { numCentroids: 64, nbits: 2 })
+  await index.add(ids.slice(0, 100), slice(d, 0, 100))
+  const targets = ids.slice(0, 10)
+  const fresh = slice(d, 100, 110)
+  const err = await t.throwsAsync(index.add(targets, fresh), { instanceOf: ColbertError })
+  t.is(err?.code, 'INVALID_ARGUMENT', 'live ids need replace')
+  await t.throwsAsync(index.add(targets, fresh, { replace: 'yes' as unknown as boolean }), { message: /replace must be a boolean/ })
+  const before = index.info.generation
+  const r = await index.add(targets, fresh, { replace: true })
+  t.like(r, { added: 10, replaced: 10, generation: before + 1 })
+  t.is(index.info.documents, 100)
+  t.is(index.info.deleted, 10)
+  // The ids now hold the new embeddings: scores are near exact MaxSim against them.
+  const hits = await index.search(q, { k: 10, subset: targets })
+  const exactNew = maxsim(q, fresh)
+  const exactOld = maxsim(q, slice(d, 0, 10))
+  let errNew = 0
+  let errOld = 0
+  hits.forEach((h, qi) => {
+    t.deepEqual(h.map((x) => x.id).sort(), [...targets].sort())
+    for (const x of h) {
+      const j = targets.indexOf(x.id)
+      errNew += Math.abs(x.score - exactNew[qi * 10 + j])
+      errOld += Math.abs(x.score - exactOld[qi * 10 + j])
+    }
+  })
+  t.true(errNew * 2 < errOld, `mean error against the new embeddings ${errNew} vs the old ${errOld}`)
+  // One document per add: segments are merged as they go (binary counter), nothing is lost.
+  let merges = 0
+  for (let i = 110; i < 150; i++) merges += (await index.add([ids[i]], slice(d, i, i + 1))).mergedSegments > 0 ? 1 : 0
+  t.true(merges >= 10, `${merges} merging adds`)
+  t.true(index.info.segments <= 7, `${index.info.segments} segments`)
+  t.is(index.info.documents, 140)
+  const reopened = await PlaidIndex.open(dir)
+  t.is(reopened.info.documents, 140)
+  const again = await reopened.search(q, { k: 10, subset: ids.slice(110, 150) })
+  for (const h of again) t.is(h.length, 10)
+  t.deepEqual(await reopened.search(q, { k: 5 }), await index.search(q, { k: 5 }))
+})
+
 test('a streamed add from an async iterable equals a single add', async (t) => {
   const { ids, d, q } = await setup
   async function* batches() {

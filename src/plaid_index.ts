@@ -65,6 +65,12 @@ export type AddProgress =
 export interface AddOptions {
   /** With `add(ids, embeddings, options)`: text and metadata stored with each document (`documents[i]` belongs to `ids[i]`). */
   documents?: readonly (StoredDocument | null | undefined)[]
+  /**
+   * Replace live documents that have the same ids (an upsert): they are deleted in the same
+   * transaction, so searches see either the old documents or the new ones. Without it, an id
+   * that is already live is an `INVALID_ARGUMENT` error.
+   */
+  replace?: boolean
   signal?: AbortSignal
   /** Called as batches arrive and as the commit trains, compresses and writes. Must not throw (a throw is only warned about). */
   onProgress?: (progress: AddProgress) => void
@@ -72,12 +78,16 @@ export interface AddOptions {
 
 export interface AddResult {
   added: number
+  /** With `replace`: live documents replaced (deleted in the same transaction). */
+  replaced: number
   /** The first add trains the codebook (k-means). */
   trained: boolean
   /** Centroids added for outlier embeddings (PLAID's update). */
   newCentroids: number
   numCentroids: number
   generation: number
+  /** Segments merged into one by this transaction (0 if none; see ARCHITECTURE.md §9). */
+  mergedSegments: number
 }
 
 export interface SearchOptions {
@@ -180,6 +190,18 @@ function checkIds(ids: unknown, n: number, what = 'ids'): string[] {
   return ids as string[]
 }
 
+function addResult(info: Native.NativeCommitInfo): AddResult {
+  return {
+    added: info.added,
+    replaced: info.deleted,
+    trained: info.trained,
+    newCentroids: info.newCentroids,
+    numCentroids: info.numCentroids,
+    generation: info.generation,
+    mergedSegments: info.mergedSegments,
+  }
+}
+
 /** Adapts native commit progress — (stage, done, total) or one [stage, done, total] — to events. */
 function commitProgress(progress: (p: AddProgress) => void) {
   return (arg: [string, number, number] | string, done?: number, total?: number) => {
@@ -256,8 +278,8 @@ export class PlaidIndex {
   /**
    * Adds documents in one transaction: `add(ids, embeddings)`, or a stream `add(batches)` of
    * `{ ids, embeddings }` (sync or async iterable) whose memory stays bounded by one batch plus
-   * the k-means sample. Ids must be new and unique. Nothing is visible until it resolves; on
-   * error or abort the index is unchanged.
+   * the k-means sample. Ids must be unique, and new unless `replace` is set. Nothing is visible
+   * until it resolves; on error or abort the index is unchanged.
    */
   async add(
     idsOrBatches: readonly string[] | Iterable<DocumentBatch> | AsyncIterable<DocumentBatch> | null | undefined,
@@ -290,6 +312,8 @@ export class PlaidIndex {
     const signal = checkSignal(options.signal)
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress must be a function')
     const progress = guard(options.onProgress, 'onProgress')
+    if (options.replace !== undefined && typeof options.replace !== 'boolean') throw invalidArgument('replace must be a boolean')
+    const replace = options.replace === true
     if (signal?.aborted) throw abortError(signal)
     const writer = callNative(() => this.#native.writer())
     let committed = false
@@ -302,7 +326,7 @@ export class PlaidIndex {
         const ids = checkIds(batch.ids, count(batch.embeddings), 'batch.ids')
         const stored = nativeDocuments(batch.documents, ids.length, 'documents')
         try {
-          await writer.push(ids, batch.embeddings.dim, batch.embeddings.offsets, batch.embeddings.data, stored)
+          await writer.push(ids, batch.embeddings.dim, batch.embeddings.offsets, batch.embeddings.data, stored, replace)
         } catch (e) {
           throw fromNative(e)
         }
@@ -316,13 +340,7 @@ export class PlaidIndex {
         ),
       )
       committed = true
-      return {
-        added: info.added,
-        trained: info.trained,
-        newCentroids: info.newCentroids,
-        numCentroids: info.numCentroids,
-        generation: info.generation,
-      }
+      return addResult(info)
     } finally {
       if (!committed) writer.abort()
     }
@@ -408,7 +426,7 @@ export class PlaidIndex {
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress must be a function')
     const progress = guard(options.onProgress, 'onProgress')
     const info = await withCancel(signal, (token) => this.#native.rebuild(token, progress ? commitProgress(progress) : undefined))
-    return { added: info.added, trained: info.trained, newCentroids: info.newCentroids, numCentroids: info.numCentroids, generation: info.generation }
+    return addResult(info)
   }
 
   /** Picks up changes committed by another handle or process; resolves `true` if there were any. */

@@ -83,6 +83,7 @@ pub struct NativeCommitInfo {
     pub trained: bool,
     pub new_centroids: u32,
     pub num_centroids: u32,
+    pub merged_segments: u32,
 }
 
 fn commit_info(c: CommitInfo) -> NativeCommitInfo {
@@ -93,6 +94,7 @@ fn commit_info(c: CommitInfo) -> NativeCommitInfo {
         trained: c.trained,
         new_centroids: c.new_centroids as u32,
         num_centroids: c.num_centroids as u32,
+        merged_segments: c.merged_segments as u32,
     }
 }
 
@@ -384,7 +386,8 @@ fn closed_writer() -> Error {
 #[napi]
 impl NativeWriter {
     /// Adds a batch of documents with optional stored text and metadata (JSON text), spilled
-    /// to disk until commit.
+    /// to disk until commit. With `replace`, live documents with the same ids are deleted in
+    /// the same transaction first (an upsert).
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn push<'env>(
         &self,
@@ -394,6 +397,7 @@ impl NativeWriter {
         offsets: Uint32Array,
         data: Float32Array,
         documents: Option<Vec<NativeDocument>>,
+        replace: Option<bool>,
     ) -> Result<Object<'env>> {
         let (offsets, data) = (offsets.to_vec(), data.to_vec());
         EmbeddingsView::new(dim as usize, &offsets, &data).map_err(embeddings_error)?;
@@ -418,6 +422,9 @@ impl NativeWriter {
                 };
                 let mut guard = writer.lock().unwrap_or_else(|p| p.into_inner());
                 let w = guard.as_mut().ok_or_else(closed_writer)?;
+                if replace == Some(true) {
+                    w.delete(&ids).map_err(plaid_error)?;
+                }
                 w.push_documents(ids, view, fields.as_deref())
                     .map_err(plaid_error)
             },

@@ -278,6 +278,12 @@ impl PlaidIndex {
     }
 
     /// The index directory.
+    /// The current snapshot (white-box tests of crate internals).
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> Result<Arc<Snapshot>> {
+        self.inner.snapshot()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }

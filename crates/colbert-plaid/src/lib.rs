@@ -15,6 +15,7 @@ mod index;
 mod kernels;
 pub mod kmeans;
 mod manifest;
+mod merge;
 mod rng;
 mod search;
 mod segment;

@@ -2,7 +2,7 @@
 //! names and garbage collection of files no manifest references.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -143,4 +143,37 @@ pub(crate) fn bytes_on_disk(dir: &Path, m: &Manifest) -> u64 {
     total += m.codebook.as_ref().map_or(0, |f| f.len);
     total += m.tombstones.as_ref().map_or(0, |f| f.len);
     total
+}
+
+/// A private scratch file of one transaction (`spill-*.tmp`), deleted when dropped: the
+/// writer's pushed embeddings and stored fields, a merge's stored fields.
+pub(crate) struct Spill {
+    pub path: PathBuf,
+    pub out: BufWriter<File>,
+    /// Rows (embeddings) or bytes (stored fields) written.
+    pub rows: usize,
+}
+
+impl Spill {
+    /// A new private spill file (`spill-*.tmp`) in the index folder.
+    pub fn create(dir: &Path, generation: u64) -> Result<Spill> {
+        let path = dir.join(unique_name("spill-", generation, "tmp"));
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| PlaidError::io("creating", &path, e))?;
+        Ok(Spill {
+            path,
+            out: BufWriter::with_capacity(1 << 20, f),
+            rows: 0,
+        })
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -15,8 +15,10 @@
 //!    `max(1, ceil(n / max_points_per_centroid)) · 4` centroids runs on them and the new
 //!    (normalised) centroids are appended to the codebook.
 //! 3. Compresses the spill chunk by chunk (parallel nearest-centroid + residual packing) into
-//!    a new segment, builds its IVF, writes new tombstones if the transaction deletes, fsyncs
-//!    everything, opens the new snapshot, then switches the manifest.
+//!    a new segment and builds its IVF.
+//! 4. Merges the newest segments when the new one is large enough relative to the one before
+//!    it (a binary counter; see `merge.rs`), writes new tombstones if the transaction deletes,
+//!    fsyncs everything, opens the new snapshot, then switches the manifest.
 //!
 //! Memory is bounded by the k-means training rows (at most `K × max_points_per_centroid`
 //! rows gathered from the sample) plus the held-out rows plus one chunk; nothing else is
@@ -24,8 +26,7 @@
 //! files and leaves the index as it was.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -40,10 +41,11 @@ use crate::index::Inner;
 use crate::kernels::{argmax_centroids, dot};
 use crate::kmeans::{kmeans, kmeans_rows, num_centroids_for, sample_docs_count, KMeansConfig};
 use crate::manifest::{Manifest, StoredOptions};
+use crate::merge;
 use crate::rng::Rng;
-use crate::segment::{SegmentWriter, StagedFields};
+use crate::segment::{Segment, SegmentWriter, StagedFields};
 use crate::snapshot::{Codebook, Snapshot, Tombstones};
-use crate::storage::{self, unique_name, WriterLock};
+use crate::storage::{self, Spill, WriterLock};
 
 /// Tokens compressed per chunk.
 const CHUNK_TOKENS: usize = 32_768;
@@ -51,7 +53,8 @@ const CHUNK_TOKENS: usize = 32_768;
 const RESERVOIR: usize = 65_536;
 /// Fewer outliers than this in one commit do not create centroids.
 pub const MIN_OUTLIERS_FOR_EXPANSION: usize = 64;
-/// Up to this many new rows, the expansion scan's codes are kept for encoding (4 B each).
+/// Up to this many new rows, the expansion scan's nearest centroids are kept for encoding
+/// (8 B each: code and score).
 const KEEP_CODES: usize = 1 << 24;
 
 /// A stage of a commit, reported through the `progress` callback.
@@ -106,36 +109,8 @@ pub struct CommitInfo {
     /// Centroids appended by expansion.
     pub new_centroids: usize,
     pub num_centroids: usize,
-}
-
-struct Spill {
-    path: PathBuf,
-    out: BufWriter<File>,
-    rows: usize,
-}
-
-impl Spill {
-    /// A new private spill file (`spill-*.tmp`) in the index folder.
-    fn create(dir: &std::path::Path, generation: u64) -> Result<Spill> {
-        let path = dir.join(unique_name("spill-", generation, "tmp"));
-        let f = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| PlaidError::io("creating", &path, e))?;
-        Ok(Spill {
-            path,
-            out: BufWriter::with_capacity(1 << 20, f),
-            rows: 0,
-        })
-    }
-}
-
-impl Drop for Spill {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+    /// Segments merged into one by this commit (0 when none were).
+    pub merged_segments: usize,
 }
 
 /// Files created by an unfinished transaction, deleted unless disarmed.
@@ -435,6 +410,7 @@ impl Writer {
                 trained: false,
                 new_centroids: 0,
                 num_centroids: m0.num_centroids,
+                merged_segments: 0,
             });
         }
         let gen = m0.generation + 1;
@@ -448,6 +424,7 @@ impl Writer {
             trained: false,
             new_centroids: 0,
             num_centroids: m0.num_centroids,
+            merged_segments: 0,
         };
         if rebuild {
             m1.segments.clear();
@@ -502,7 +479,7 @@ impl Writer {
             let dim = self
                 .dim
                 .ok_or_else(|| PlaidError::Internal("no dim".into()))?;
-            // Codes from the expansion scan, reused when no centroid was added.
+            // Codes from the expansion scan (updated for any new centroids), reused.
             let mut known_codes: Option<Vec<u32>> = None;
             if data.len() != doc_rows.last().copied().unwrap_or(0) * dim {
                 return Err(PlaidError::Internal("spill size mismatch".into()));
@@ -616,10 +593,37 @@ impl Writer {
             m1.live_docs += meta.n_docs as u64;
             m1.live_tokens += meta.n_tokens;
             m1.segments.push(meta);
+            // 3. Merge the newest segments (binary-counter policy, see `merge.rs`).
+            let tokens: Vec<u64> = m1.segments.iter().map(|s| s.n_tokens).collect();
+            let take = merge::tail_to_merge(&tokens);
+            if take >= 2 && !rebuild {
+                let first = m1.segments.len() - take;
+                let (Some(fresh), Some(old)) = (m1.segments.last(), base.segments.get(first..))
+                else {
+                    return Err(PlaidError::Internal("segments out of step".into()));
+                };
+                let fresh = Segment::open(&dir, fresh, codec.row_bytes())?;
+                let mut sources: Vec<&Segment> = old.iter().collect();
+                sources.push(&fresh);
+                let merged = merge::merge_segments(
+                    &dir,
+                    gen,
+                    &sources,
+                    k,
+                    codec.row_bytes(),
+                    &mut created.0,
+                    cancel,
+                )?;
+                drop(sources);
+                drop(fresh);
+                m1.segments.truncate(first);
+                m1.segments.push(merged);
+                info.merged_segments = take;
+            }
         } else {
             progress(Progress::Writing);
         }
-        // 3. Deletions.
+        // 4. Deletions.
         if !self.deletes.is_empty() {
             for &d in &self.deletes {
                 tombstones.set(d);
@@ -634,7 +638,7 @@ impl Writer {
         if cancel() {
             return Err(PlaidError::Aborted);
         }
-        // 4. Everything is durable: open the new generation, then publish it.
+        // 5. Everything is durable: open the new generation, then publish it.
         storage::sync_dir(&dir)?;
         let snap = Arc::new(Snapshot::open(&dir, m1.clone())?);
         drop(map);
@@ -762,7 +766,9 @@ fn expand(
 ) -> Result<(Vec<f32>, Option<Vec<u32>>)> {
     let t2 = m.cluster_threshold * m.cluster_threshold;
     let n_rows = data.len() / dim;
-    let mut codes: Option<Vec<u32>> = (n_rows <= KEEP_CODES).then(|| Vec::with_capacity(n_rows));
+    // Nearest centroid and its score per row, kept (up to KEEP_CODES rows) for encoding.
+    let mut best_rows: Option<Vec<(u32, f32)>> =
+        (n_rows <= KEEP_CODES).then(|| Vec::with_capacity(n_rows));
     let cents = cb.centroids();
     let cnorm: Vec<f32> = cents.chunks_exact(dim).map(|c| dot(c, c)).collect();
     let mut rng = Rng::new(m.options.seed ^ gen.rotate_left(17));
@@ -774,8 +780,8 @@ fn expand(
         }
         // Centroids are unit-norm, so the inner-product nearest centroid is the L2-nearest.
         let best = argmax_centroids(chunk, cents, dim, 1.0, None);
-        if let Some(c) = codes.as_mut() {
-            c.extend(best.iter().map(|b| b.0));
+        if let Some(b) = best_rows.as_mut() {
+            b.extend_from_slice(&best);
         }
         for (x, &(c, s)) in chunk.chunks_exact(dim).zip(&best) {
             let d2 = dot(x, x) + cnorm.get(c as usize).copied().unwrap_or(1.0) - 2.0 * s;
@@ -805,13 +811,47 @@ fn expand(
             max_points_per_centroid: mpc,
         };
         new = kmeans(&sample, dim, cfg, cancel, &|_| {})?;
-        codes = None;
+        // The kept rows only need comparing with the new centroids: a new one wins where it
+        // scores strictly higher (as in a scan of the grown codebook, where the old centroids
+        // come first and win ties).
+        if let Some(best) = best_rows.as_mut() {
+            update_nearest(data, dim, best, &new, cents.len() / dim, cancel)?;
+        }
     }
+    let codes = best_rows.map(|b| b.into_iter().map(|(c, _)| c).collect());
     progress(Progress::Expansion {
         outliers,
         new_centroids: k_new,
     });
     Ok((new, codes))
+}
+
+/// Updates each row's nearest centroid `best` (code, score) for `new` centroids appended after
+/// `k_old` existing ones. Same result as a scan of the grown codebook: a new centroid wins only
+/// where it scores strictly higher.
+fn update_nearest(
+    data: &[f32],
+    dim: usize,
+    best: &mut [(u32, f32)],
+    new: &[f32],
+    k_old: usize,
+    cancel: &(dyn Fn() -> bool + Sync),
+) -> Result<()> {
+    for (chunk, b) in data
+        .chunks(CHUNK_TOKENS * dim)
+        .zip(best.chunks_mut(CHUNK_TOKENS))
+    {
+        if cancel() {
+            return Err(PlaidError::Aborted);
+        }
+        let nearest_new = argmax_centroids(chunk, new, dim, 1.0, None);
+        for (old, (c, s)) in b.iter_mut().zip(nearest_new) {
+            if s > old.1 {
+                *old = ((k_old + c as usize) as u32, s);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Nearest centroid (inner product), packed residual and residual norm of every row.
@@ -846,4 +886,44 @@ pub(crate) fn encode_rows(
                 .sqrt();
         });
     (assign.into_iter().map(|a| a.0).collect(), packed, norms)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Updating the scan's nearest centroids for appended centroids gives the same codes as
+    /// scanning the grown codebook, ties included (duplicated centroids: the old one wins).
+    #[test]
+    fn nearest_centroid_update_equals_a_full_scan() {
+        let dim = 24;
+        let mut rng = Rng::new(5);
+        let mut unit = |n: usize| {
+            let mut v: Vec<f32> = (0..n * dim).map(|_| rng.gauss()).collect();
+            colbert_embeddings::normalize_rows(dim, &mut v);
+            v
+        };
+        let old = unit(40);
+        let mut new = unit(9);
+        new[..dim].copy_from_slice(&old[3 * dim..4 * dim]); // a tie with old centroid 3
+        let mut rows = unit(3000);
+        rows[..dim].copy_from_slice(&old[3 * dim..4 * dim]);
+        let mut best = argmax_centroids(&rows, &old, dim, 1.0, None);
+        update_nearest(&rows, dim, &mut best, &new, 40, &|| false).unwrap();
+        let grown: Vec<f32> = old.iter().chain(&new).copied().collect();
+        let full = argmax_centroids(&rows, &grown, dim, 1.0, None);
+        assert_eq!(best, full);
+        assert_eq!(best[0].0, 3);
+        assert!(
+            best.iter().any(|b| b.0 >= 40),
+            "some rows move to new centroids"
+        );
+        assert_eq!(
+            update_nearest(&rows, dim, &mut best, &new, 40, &|| true)
+                .unwrap_err()
+                .code(),
+            "ABORTED"
+        );
+    }
 }

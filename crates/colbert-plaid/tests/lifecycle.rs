@@ -562,3 +562,93 @@ fn stored_documents_and_filters() {
         "INVALID_ARGUMENT"
     );
 }
+
+/// Many one-document commits: segments are merged as they go (at most about log2 of the
+/// token count), merged documents keep their embeddings, stored fields, ids and deletions,
+/// and a search that probes everything still equals exact MaxSim over the stored embeddings.
+#[test]
+fn small_commits_merge_segments() {
+    let t = TempDir::new("merge");
+    let c = Corpus::new(12, 160, DIM, 4, 12);
+    let idx = build(t.path(), &c, 0..100);
+    let first: Vec<String> = c.ids[..100].to_vec();
+    let stored = idx.reconstruct(&first).unwrap();
+    let mut most = 0;
+    let mut merges = 0;
+    for i in 100..160 {
+        let (ids, e) = c.slice(i..i + 1);
+        let mut w = idx.writer().unwrap();
+        w.push_documents(ids, e.view(), Some(&[fields_of(i)]))
+            .unwrap();
+        if i == 130 {
+            // A deletion in the same transaction as a merge.
+            w.delete(&common::ids(&["doc-120", "doc-5"])).unwrap();
+        }
+        let ci = w.commit(&no_cancel, &|_| {}).unwrap();
+        merges += usize::from(ci.merged_segments > 0);
+        let info = idx.info().unwrap();
+        most = most.max(info.segments);
+        let seg_files = dir_files(t.path())
+            .iter()
+            .filter(|f| f.starts_with("seg-"))
+            .count();
+        assert_eq!(
+            seg_files, info.segments,
+            "unreferenced segments are deleted"
+        );
+    }
+    assert!(merges >= 20, "{merges} merges");
+    assert!(most <= 8, "{most} segments at most");
+    let info = idx.info().unwrap();
+    assert_eq!((info.documents, info.deleted), (158, 2));
+    // The first 100 documents were never rewritten differently: same decompressed rows.
+    let live_first: Vec<String> = first.iter().filter(|i| *i != "doc-5").cloned().collect();
+    let again = idx.reconstruct(&live_first).unwrap();
+    let expect: Vec<Vec<f32>> = (0..100)
+        .filter(|&i| i != 5)
+        .map(|i| stored.item(i).to_vec())
+        .collect();
+    assert_eq!(again, Embeddings::from_items(DIM, expect));
+    assert!(!idx.contains("doc-120").unwrap() && !idx.contains("doc-5").unwrap());
+    for i in 101..160 {
+        let id = format!("doc-{i}");
+        assert_eq!(
+            idx.documents(&[id.clone()]).unwrap()[0],
+            (i != 120).then(|| fields_of(i)),
+            "{id}"
+        );
+    }
+    // Everything probed, no pruning: exact MaxSim over the reconstructed live documents.
+    let live: Vec<String> = c
+        .ids
+        .iter()
+        .filter(|i| *i != "doc-5" && *i != "doc-120")
+        .cloned()
+        .collect();
+    let rows = idx.reconstruct(&live).unwrap();
+    let q = c.queries(4, 6, 6);
+    let all = SearchParams {
+        n_probe: Some(1 << 20),
+        centroid_score_threshold: Some(f32::NEG_INFINITY),
+        candidates: Some(1000),
+        exact_candidates: Some(1000),
+        ..SearchParams::new(7)
+    };
+    let want: Vec<Vec<String>> = exact_topk(q.view(), rows.view(), &live, 7)
+        .into_iter()
+        .map(|r| r.into_iter().map(|x| x.0).collect())
+        .collect();
+    assert_eq!(search_ids(&idx, &q, &all, None), want);
+    // A deleted id added again lives in the newest segment, possibly merged with the old copy.
+    let (_, e) = c.slice(5..6);
+    let mut w = idx.writer().unwrap();
+    w.push(common::ids(&["doc-5"]), e.view()).unwrap();
+    w.commit(&no_cancel, &|_| {}).unwrap();
+    let re = PlaidIndex::open(t.path()).unwrap();
+    assert!(re.contains("doc-5").unwrap());
+    assert_eq!(re.info().unwrap().documents, 159);
+    assert_eq!(
+        re.reconstruct(&common::ids(&["doc-5"])).unwrap(),
+        Embeddings::from_items(DIM, vec![stored.item(5).to_vec()])
+    );
+}
