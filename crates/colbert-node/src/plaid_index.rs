@@ -389,6 +389,7 @@ impl NativeWriter {
     /// to disk until commit. With `replace`, live documents with the same ids are deleted in
     /// the same transaction first (an upsert).
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    #[allow(clippy::too_many_arguments)] // one JavaScript call's positional arguments
     pub fn push<'env>(
         &self,
         env: &'env Env,

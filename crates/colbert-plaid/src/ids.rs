@@ -2,6 +2,7 @@
 //! `(FNV-1a 64 hash, local doc)` table, so `id → document` is a binary search per segment on
 //! mapped data: nothing is loaded or merged at open.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 /// FNV-1a, 64 bits: stable across platforms and versions (part of the file format).
@@ -73,10 +74,13 @@ impl StagedIds {
 
     fn push_hashed(&mut self, id: &str, h: u64) {
         let row = self.len() as u32;
-        if self.first.contains_key(&h) {
-            self.collided.insert(id.to_string());
-        } else {
-            self.first.insert(h, row);
+        match self.first.entry(h) {
+            Entry::Occupied(_) => {
+                self.collided.insert(id.to_string());
+            }
+            Entry::Vacant(v) => {
+                v.insert(row);
+            }
         }
         self.blob.extend_from_slice(id.as_bytes());
         self.offsets.push(self.blob.len() as u64);

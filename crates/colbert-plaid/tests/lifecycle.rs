@@ -613,7 +613,7 @@ fn small_commits_merge_segments() {
     for i in 101..160 {
         let id = format!("doc-{i}");
         assert_eq!(
-            idx.documents(&[id.clone()]).unwrap()[0],
+            idx.documents(std::slice::from_ref(&id)).unwrap()[0],
             (i != 120).then(|| fields_of(i)),
             "{id}"
         );
