@@ -124,7 +124,7 @@ test('add, delete and reopen keep ids stable; deleted documents never come back'
   for (const h of after) for (const x of h) t.true(ids.slice(250).includes(x.id))
 })
 
-test('replace upserts in one transaction; many small adds keep few segments', async (t) => {
+test('replace upserts in one transaction; small adds merge segments; compact reclaims deleted space', async (t) => {
   const { ids, d, q } = await setup
   const dir = tmp()
   const index = await PlaidIndex.create(dir, { numCentroids: 64, nbits: 2 })
@@ -164,7 +164,23 @@ test('replace upserts in one transaction; many small adds keep few segments', as
   t.is(reopened.info.documents, 140)
   const again = await reopened.search(q, { k: 10, subset: ids.slice(110, 150) })
   for (const h of again) t.is(h.length, 10)
-  t.deepEqual(await reopened.search(q, { k: 5 }), await index.search(q, { k: 5 }))
+  const results = await reopened.search(q, { k: 5 })
+  t.deepEqual(results, await index.search(q, { k: 5 }))
+  // compact: one segment, deleted documents gone, the same results (nothing is retrained).
+  await reopened.delete(ids.slice(20, 40))
+  const deleted = reopened.info.deleted
+  const beforeCompact = await reopened.search(q, { k: 5 })
+  t.true(deleted >= 20)
+  const aborted = new AbortController()
+  aborted.abort()
+  const abortErr = await t.throwsAsync(reopened.compact({ signal: aborted.signal }), { instanceOf: ColbertError })
+  t.is(abortErr?.code, 'ABORTED')
+  t.is(reopened.info.deleted, deleted, 'an aborted compaction changes nothing')
+  const compacted = await reopened.compact()
+  t.like(compacted, { reclaimed: deleted, trained: false, added: 0 })
+  t.like(reopened.info, { documents: 120, deleted: 0, segments: 1 })
+  t.deepEqual(await reopened.search(q, { k: 5 }), beforeCompact)
+  t.deepEqual(await (await PlaidIndex.open(dir)).search(q, { k: 5 }), beforeCompact)
 })
 
 test('a streamed add from an async iterable equals a single add', async (t) => {

@@ -1,7 +1,8 @@
 // Updates on an existing index built by bench/scale.mjs (ids doc-0 … doc-<N-1>): open + first
 // query and single-query latency; then, each as one transaction (one call), delete 1,000
 // documents, add 1,000, replace 1,000 (upsert: `add(…, { replace: true })`); then 200
-// one-document adds (segment merging keeps the segment count logarithmic); then latency again.
+// one-document adds (segment merging keeps the segment count logarithmic); then latency again;
+// then `compact()` (one segment, deleted documents dropped, no retraining).
 // The index is modified: run it on a copy you can throw away.
 // Usage: node bench/churn.mjs <dir> [--tokens 8-24] [--ops 1000] [--singles 200]
 import path from 'node:path'
@@ -57,6 +58,9 @@ for (let i = 0; i < singles; i++) {
 }
 singleMs.sort((a, b) => a - b)
 const after = await latencies(queries.slice(1), (q) => index.search(q, { k: 10 }))
+const deletedBefore = index.info.deleted
+const [compactMs, compacted] = await timed(() => index.compact())
+const afterCompact = await latencies(queries.slice(1), (q) => index.search(q, { k: 10 }))
 const info = index.info
 await index.close()
 
@@ -68,5 +72,8 @@ console.log(JSON.stringify({
   replace: { documents: rep.replaced, ms: round(replaceMs) },
   single_adds: { count: singles, p50_ms: round(singleMs[Math.floor(singles / 2)]), max_ms: round(singleMs[singles - 1]), merging_adds: merges, most_segments: mostSegments },
   search_after: { p50_ms: round(after.p50_ms), p95_ms: round(after.p95_ms) },
+  deleted_before_compact: deletedBefore,
+  compact: { reclaimed: compacted.reclaimed, segments: compacted.mergedSegments, ms: round(compactMs) },
+  search_after_compact: { p50_ms: round(afterCompact.p50_ms), p95_ms: round(afterCompact.p95_ms) },
   documents_after: info.documents, deleted_after: info.deleted, segments_after: info.segments,
 }))

@@ -88,6 +88,8 @@ export interface AddResult {
   generation: number
   /** Segments merged into one by this transaction (0 if none; see ARCHITECTURE.md §9). */
   mergedSegments: number
+  /** Deleted documents whose space this transaction reclaimed (merged segments drop them). */
+  reclaimed: number
 }
 
 export interface SearchOptions {
@@ -199,6 +201,7 @@ function addResult(info: Native.NativeCommitInfo): AddResult {
     numCentroids: info.numCentroids,
     generation: info.generation,
     mergedSegments: info.mergedSegments,
+    reclaimed: info.reclaimed,
   }
 }
 
@@ -417,16 +420,32 @@ export class PlaidIndex {
   }
 
   /**
+   * Merges every segment into one and drops deleted documents, reclaiming their space, in one
+   * transaction. Unlike `rebuild` it does not retrain: codes and residuals are copied as they
+   * are, so results do not change. A no-op when there is one segment and nothing deleted.
+   */
+  async compact(options: Pick<AddOptions, 'signal' | 'onProgress'> = {}): Promise<AddResult> {
+    return this.#maintain(options, (token, onProgress) => this.#native.compact(token, onProgress))
+  }
+
+  /**
    * Retrains the codebook (k-means and codec) on the live documents and drops deleted ones, in
    * one transaction. Use it after many deletes or after the collection drifted. Lossy: it trains
    * on the decompressed embeddings, since the originals are not kept.
    */
   async rebuild(options: Pick<AddOptions, 'signal' | 'onProgress'> = {}): Promise<AddResult> {
+    return this.#maintain(options, (token, onProgress) => this.#native.rebuild(token, onProgress))
+  }
+
+  /** Runs a whole-index transaction (compact, rebuild) with cancellation and progress. */
+  async #maintain(
+    options: Pick<AddOptions, 'signal' | 'onProgress'>,
+    run: (token: Native.CancelToken, onProgress: ReturnType<typeof commitProgress> | undefined) => Promise<Native.NativeCommitInfo>,
+  ): Promise<AddResult> {
     const signal = checkSignal(options.signal)
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress must be a function')
     const progress = guard(options.onProgress, 'onProgress')
-    const info = await withCancel(signal, (token) => this.#native.rebuild(token, progress ? commitProgress(progress) : undefined))
-    return addResult(info)
+    return addResult(await withCancel(signal, (token) => run(token, progress ? commitProgress(progress) : undefined)))
   }
 
   /** Picks up changes committed by another handle or process; resolves `true` if there were any. */

@@ -84,6 +84,7 @@ pub struct NativeCommitInfo {
     pub new_centroids: u32,
     pub num_centroids: u32,
     pub merged_segments: u32,
+    pub reclaimed: u32,
 }
 
 fn commit_info(c: CommitInfo) -> NativeCommitInfo {
@@ -95,6 +96,7 @@ fn commit_info(c: CommitInfo) -> NativeCommitInfo {
         new_centroids: c.new_centroids as u32,
         num_centroids: c.num_centroids as u32,
         merged_segments: c.merged_segments as u32,
+        reclaimed: c.reclaimed as u32,
     }
 }
 
@@ -331,6 +333,30 @@ impl NativePlaidIndex {
             budget(),
             move || index.select(&filter).map_err(plaid_error),
             Ok,
+        )
+    }
+
+    /// Merges every segment into one without the deleted documents, without retraining, in
+    /// one transaction (takes the writer lock).
+    #[napi(catch_unwind, ts_return_type = "Promise<NativeCommitInfo>")]
+    pub fn compact<'env>(
+        &self,
+        env: &'env Env,
+        cancel: &CancelToken,
+        on_progress: Option<ProgressCallback>,
+    ) -> Result<Object<'env>> {
+        let index = Arc::clone(&self.inner);
+        let token = cancel.inner.clone();
+        tasks::spawn(
+            env,
+            budget(),
+            move || {
+                let report = reporter(&on_progress);
+                index
+                    .compact(&|| token.is_cancelled(), &report)
+                    .map_err(plaid_error)
+            },
+            |c| Ok(commit_info(c)),
         )
     }
 

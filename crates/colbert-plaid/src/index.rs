@@ -325,9 +325,38 @@ impl PlaidIndex {
         Ok(Writer::new(self.inner.clone(), lock, base, Mode::Append))
     }
 
+    /// Merges every segment into one and drops deleted documents, reclaiming their space,
+    /// without retraining (unlike [`Self::rebuild`], nothing is re-encoded: codes and
+    /// residuals are copied). One transaction; a no-op on an index with at most one segment
+    /// and no deleted documents.
+    pub fn compact(
+        &self,
+        cancel: &(dyn Fn() -> bool + Sync),
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<CommitInfo> {
+        let mut w = self.writer()?;
+        let m = &w.base().manifest;
+        if m.segments.len() <= 1 && m.deleted_docs == 0 {
+            let (generation, num_centroids) = (m.generation, m.num_centroids);
+            return Ok(CommitInfo {
+                generation,
+                added: 0,
+                deleted: 0,
+                trained: false,
+                new_centroids: 0,
+                num_centroids,
+                merged_segments: 0,
+                reclaimed: 0,
+            });
+        }
+        w.set_compact();
+        w.commit(cancel, progress)
+    }
+
     /// Deletes documents by id in one transaction. Unknown (or already deleted) ids are
-    /// ignored; returns the number of documents deleted. Document numbers of other documents
-    /// never change (tombstones; `rebuild` compacts).
+    /// ignored; returns the number of documents deleted. Deleted documents keep their space
+    /// (tombstones) until a merge, `compact` or `rebuild` drops them; external ids of other
+    /// documents never change.
     pub fn delete(&self, ids: &[String]) -> Result<usize> {
         let mut w = self.writer()?;
         let n = w.delete(ids)?;

@@ -58,7 +58,8 @@ pub struct Manifest {
     pub codebook: Option<FileRef>,
     pub segments: Vec<SegmentMeta>,
     pub tombstones: Option<FileRef>,
-    /// The next internal document number (documents are never renumbered, except by rebuild).
+    /// The next internal document number (documents are renumbered only when a merge, `compact`
+    /// or `rebuild` drops deleted ones).
     pub next_doc: u32,
     pub live_docs: u64,
     pub live_tokens: u64,

@@ -8,11 +8,12 @@
 //! segments, and each token is copied `O(log N)` times over any sequence of adds.
 //!
 //! A merge is part of the commit's transaction: the merged segment is a new file, the manifest
-//! lists it instead of its sources, and the sources are deleted once unreferenced. Documents
-//! keep their numbers (the sources are consecutive), deleted documents stay deleted (their
-//! tombstones are by number; `rebuild` is what drops them), and nothing is re-encoded: codes
-//! and packed residuals are copied after their checksums are verified, so corruption in a
-//! source fails the commit instead of being copied under a fresh checksum.
+//! lists it instead of its sources, and the sources are deleted once unreferenced. Deleted
+//! documents are left out and the survivors renumbered from the first source's start (merges
+//! only cover the newest segments, so no other document's number moves; external ids never
+//! change). Nothing is re-encoded: codes and packed residuals are copied after their checksums
+//! are verified, so corruption in a source fails the commit instead of being copied under a
+//! fresh checksum. `PlaidIndex::compact` merges every segment this way on demand.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,23 +47,42 @@ pub(crate) fn tail_to_merge(tokens: &[u64]) -> usize {
     }
 }
 
-/// Writes one segment holding the documents of `sources` (consecutive, oldest first), with
-/// an IVF of `num_centroids` lists. The new file's path is pushed to `created` as soon as it
-/// exists, so the caller's transaction deletes it on any error.
+/// Writes one segment holding the documents of `sources` (consecutive, oldest first) for
+/// which `keep(document number)` holds, renumbered consecutively from the first source's
+/// `doc_start`, with an IVF of `num_centroids` lists; `None` when no document is kept. The new
+/// file's path is pushed to `created` as soon as it exists, so the caller's transaction
+/// deletes it on any error.
+/// Where a merged segment goes and its layout.
+pub(crate) struct MergeOutput<'a> {
+    pub dir: &'a Path,
+    pub generation: u64,
+    /// IVF lists (the current codebook size).
+    pub num_centroids: usize,
+    /// Packed residual bytes per token.
+    pub row_bytes: usize,
+}
+
 pub(crate) fn merge_segments(
-    dir: &Path,
-    generation: u64,
+    out: &MergeOutput<'_>,
     sources: &[&Segment],
-    num_centroids: usize,
-    row_bytes: usize,
+    keep: &(dyn Fn(u32) -> bool + Sync),
     created: &mut Vec<PathBuf>,
     cancel: &(dyn Fn() -> bool + Sync),
-) -> Result<SegmentMeta> {
+) -> Result<Option<SegmentMeta>> {
+    let &MergeOutput {
+        dir,
+        generation,
+        num_centroids,
+        row_bytes,
+    } = out;
     let Some(first) = sources.first() else {
         return Err(PlaidError::Internal("nothing to merge".into()));
     };
+    // Kept documents: lengths, ids, and per source the token ranges to copy (adjacent kept
+    // documents coalesced).
     let mut doclens = Vec::new();
     let mut ids = StagedIds::default();
+    let mut ranges: Vec<Vec<(usize, usize)>> = Vec::with_capacity(sources.len());
     let mut next = first.meta.doc_start;
     for s in sources {
         if s.meta.doc_start != next {
@@ -71,12 +91,25 @@ pub(crate) fn merge_segments(
             ));
         }
         next += s.meta.n_docs;
-        doclens.extend(s.doc_offsets()?.windows(2).map(|w| (w[1] - w[0]) as u32));
+        let mut r: Vec<(usize, usize)> = Vec::new();
         for l in 0..s.meta.n_docs {
+            if !keep(s.meta.doc_start + l) {
+                continue;
+            }
+            let (a, b) = s.token_range(l);
+            doclens.push((b - a) as u32);
             ids.push(s.id(l));
+            match r.last_mut() {
+                Some(last) if last.1 == a => last.1 = b,
+                _ => r.push((a, b)),
+            }
         }
+        ranges.push(r);
     }
-    let mut out = SegmentWriter::create(
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let mut writer = SegmentWriter::create(
         dir,
         generation,
         first.meta.doc_start,
@@ -85,53 +118,56 @@ pub(crate) fn merge_segments(
         num_centroids,
         row_bytes,
     )?;
-    created.push(out.path().to_path_buf());
+    created.push(writer.path().to_path_buf());
     drop(ids);
     // Codes and residuals, verified, then copied (codes widened to u32 for the writer, which
     // stores them as u16 or u32 by `num_centroids`).
     let mut at = 0u64;
     let mut codes: Vec<u32> = Vec::with_capacity(COPY_TOKENS);
-    for s in sources {
-        let nt = s.meta.n_tokens as usize;
-        let mut t0 = 0;
-        while t0 < nt {
-            if cancel() {
-                return Err(PlaidError::Aborted);
-            }
-            let t1 = (t0 + COPY_TOKENS).min(nt);
-            s.check_codes(t0, t1)?;
-            s.check_residuals(t0, t1)?;
-            codes.clear();
-            match s.codes()? {
-                Codes::U16(c) => {
-                    codes.extend(c.get(t0..t1).unwrap_or(&[]).iter().map(|&v| v as u32))
+    for (s, r) in sources.iter().zip(&ranges) {
+        for &(a, b) in r {
+            let mut t0 = a;
+            while t0 < b {
+                if cancel() {
+                    return Err(PlaidError::Aborted);
                 }
-                Codes::U32(c) => codes.extend_from_slice(c.get(t0..t1).unwrap_or(&[])),
-            }
-            let residuals = s.residuals().get(t0 * row_bytes..t1 * row_bytes);
-            match residuals {
-                Some(r)
-                    if codes.len() == t1 - t0
-                        && codes.iter().all(|&c| (c as usize) < num_centroids) =>
-                {
-                    out.write_tokens(at + t0 as u64, &codes, r)?
+                let t1 = (t0 + COPY_TOKENS).min(b);
+                s.check_codes(t0, t1)?;
+                s.check_residuals(t0, t1)?;
+                codes.clear();
+                match s.codes()? {
+                    Codes::U16(c) => {
+                        codes.extend(c.get(t0..t1).unwrap_or(&[]).iter().map(|&v| v as u32))
+                    }
+                    Codes::U32(c) => codes.extend_from_slice(c.get(t0..t1).unwrap_or(&[])),
                 }
-                _ => {
-                    return Err(PlaidError::corrupt(format!(
-                        "{}: code or residual out of range",
-                        s.meta.file.name
-                    )))
+                match s.residuals().get(t0 * row_bytes..t1 * row_bytes) {
+                    Some(res)
+                        if codes.len() == t1 - t0
+                            && codes.iter().all(|&c| (c as usize) < num_centroids) =>
+                    {
+                        writer.write_tokens(at, &codes, res)?
+                    }
+                    _ => {
+                        return Err(PlaidError::corrupt(format!(
+                            "{}: code or residual out of range",
+                            s.meta.file.name
+                        )))
+                    }
                 }
+                at += (t1 - t0) as u64;
+                t0 = t1;
             }
-            t0 = t1;
         }
-        at += nt as u64;
     }
     // Stored texts and metadata, staged through a spill file like a writer's.
     let mut lens: Vec<(u32, u32)> = Vec::with_capacity(doclens.len());
     let mut spill: Option<Spill> = None;
     for s in sources {
         for l in 0..s.meta.n_docs {
+            if !keep(s.meta.doc_start + l) {
+                continue;
+            }
             let (t, m) = (s.text(l)?.as_bytes(), s.metadata(l)?.as_bytes());
             if spill.is_none() && !(t.is_empty() && m.is_empty()) {
                 spill = Some(Spill::create(dir, generation)?);
@@ -164,10 +200,12 @@ pub(crate) fn merge_segments(
     if cancel() {
         return Err(PlaidError::Aborted);
     }
-    out.finish(&StagedFields {
-        lens: &lens,
-        bytes: map.as_deref().unwrap_or(&[]),
-    })
+    writer
+        .finish(&StagedFields {
+            lens: &lens,
+            bytes: map.as_deref().unwrap_or(&[]),
+        })
+        .map(Some)
 }
 
 #[cfg(test)]
@@ -231,17 +269,17 @@ mod tests {
         let cb = snap.codebook.as_ref().unwrap();
         let sources: Vec<&Segment> = snap.segments.iter().collect();
         assert_eq!(sources.len(), 2);
+        let rb = cb.codec.row_bytes();
+        let output = |generation| MergeOutput {
+            dir: &dir,
+            generation,
+            num_centroids: cb.k,
+            row_bytes: rb,
+        };
         let mut created = Vec::new();
-        let meta = merge_segments(
-            &dir,
-            99,
-            &sources,
-            cb.k,
-            cb.codec.row_bytes(),
-            &mut created,
-            &|| false,
-        )
-        .unwrap();
+        let meta = merge_segments(&output(99), &sources, &|_| true, &mut created, &|| false)
+            .unwrap()
+            .unwrap();
         assert_eq!(created.len(), 1);
         assert_eq!((meta.doc_start, meta.n_docs), (0, 205));
         assert_eq!(
@@ -249,7 +287,6 @@ mod tests {
             sources.iter().map(|s| s.meta.n_tokens).sum::<u64>()
         );
         let merged = Segment::open(&dir, &meta, cb.codec.row_bytes()).unwrap();
-        let rb = cb.codec.row_bytes();
         let code = |s: &Segment, t: usize| match s.codes().unwrap() {
             Codes::U16(c) => c[t] as u32,
             Codes::U32(c) => c[t],
@@ -285,9 +322,49 @@ mod tests {
         assert!(postings >= 205);
         // Cancelled: an error, and the caller is told which file to delete.
         let mut created = Vec::new();
-        let r = merge_segments(&dir, 100, &sources, cb.k, rb, &mut created, &|| true);
+        let r = merge_segments(&output(100), &sources, &|_| true, &mut created, &|| true);
         assert_eq!(r.err().map(|e| e.code()), Some("ABORTED"));
         assert_eq!(created.len(), 1);
+        // Dropping documents: the survivors, in order, renumbered from 0; each IVF list is the
+        // sources' lists without the dropped documents, renumbered.
+        let keep = |d: u32| d % 3 != 1;
+        let renumber = |d: u32| d - d.div_ceil(3);
+        let mut created = Vec::new();
+        let meta = merge_segments(&output(101), &sources, &keep, &mut created, &|| false)
+            .unwrap()
+            .unwrap();
+        let kept: Vec<u32> = (0..205).filter(|&d| keep(d)).collect();
+        assert_eq!((meta.doc_start, meta.n_docs as usize), (0, kept.len()));
+        let thinned = Segment::open(&dir, &meta, rb).unwrap();
+        for (local, &d) in kept.iter().enumerate() {
+            assert_eq!(renumber(d), local as u32);
+            let (s, l) = if d < 200 {
+                (sources[0], d)
+            } else {
+                (sources[1], d - 200)
+            };
+            assert_eq!(thinned.id(local as u32), s.id(l));
+            assert_eq!(thinned.text(local as u32).unwrap(), s.text(l).unwrap());
+            let ((a, b), (ta, tb)) = (s.token_range(l), thinned.token_range(local as u32));
+            assert_eq!(
+                s.residuals()[a * rb..b * rb],
+                thinned.residuals()[ta * rb..tb * rb]
+            );
+        }
+        for c in 0..cb.k {
+            let want: Vec<u32> = sources
+                .iter()
+                .flat_map(|s| s.ivf_list(c).unwrap().to_vec())
+                .filter(|&d| keep(d))
+                .map(renumber)
+                .collect();
+            assert_eq!(thinned.ivf_list(c).unwrap(), &want[..], "centroid {c}");
+        }
+        drop(thinned);
+        // Nothing kept: no segment, no file.
+        let mut created = Vec::new();
+        let none = merge_segments(&output(102), &sources, &|_| false, &mut created, &|| false);
+        assert!(none.unwrap().is_none() && created.is_empty());
         drop(merged);
         drop(sources);
         drop(snap);

@@ -95,6 +95,17 @@ impl Tombstones {
         self.words[i] |= 1 << (doc % 64);
     }
 
+    /// Clears every bit from document `docs` on.
+    pub fn truncate(&mut self, docs: u32) {
+        let (full, rem) = (docs as usize / 64, docs % 64);
+        self.words.truncate(full + usize::from(rem > 0));
+        if rem > 0 {
+            if let Some(w) = self.words.get_mut(full) {
+                *w &= (1u64 << rem) - 1;
+            }
+        }
+    }
+
     pub fn count(&self) -> u64 {
         self.words.iter().map(|w| w.count_ones() as u64).sum()
     }

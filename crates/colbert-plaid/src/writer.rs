@@ -111,6 +111,8 @@ pub struct CommitInfo {
     pub num_centroids: usize,
     /// Segments merged into one by this commit (0 when none were).
     pub merged_segments: usize,
+    /// Deleted documents dropped from merged segments (their space reclaimed).
+    pub reclaimed: usize,
 }
 
 /// Files created by an unfinished transaction, deleted unless disarmed.
@@ -147,6 +149,8 @@ pub struct Writer {
     deletes: Vec<u32>,
     delete_set: HashSet<u32>,
     options: Option<StoredOptions>,
+    /// Merge every segment (dropping deleted documents) in this transaction.
+    compact: bool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -162,6 +166,16 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     pub(crate) fn set_options(&mut self, o: StoredOptions) {
         self.options = Some(o);
+    }
+
+    /// The committed state this transaction started from.
+    pub(crate) fn base(&self) -> &Snapshot {
+        &self.base
+    }
+
+    /// Makes this transaction merge every segment into one, dropping deleted documents.
+    pub(crate) fn set_compact(&mut self) {
+        self.compact = true;
     }
 
     pub(crate) fn new(
@@ -188,6 +202,7 @@ impl Writer {
             deletes: Vec::new(),
             delete_set: HashSet::new(),
             options: None,
+            compact: false,
         }
     }
 
@@ -402,7 +417,7 @@ impl Writer {
         let base = self.base.clone();
         let m0 = &base.manifest;
         let rebuild = matches!(self.mode, Mode::Rebuild);
-        if self.ids.is_empty() && self.deletes.is_empty() && !rebuild {
+        if self.ids.is_empty() && self.deletes.is_empty() && !rebuild && !self.compact {
             return Ok(CommitInfo {
                 generation: m0.generation,
                 added: 0,
@@ -411,6 +426,7 @@ impl Writer {
                 new_centroids: 0,
                 num_centroids: m0.num_centroids,
                 merged_segments: 0,
+                reclaimed: 0,
             });
         }
         let gen = m0.generation + 1;
@@ -425,6 +441,7 @@ impl Writer {
             new_centroids: 0,
             num_centroids: m0.num_centroids,
             merged_segments: 0,
+            reclaimed: 0,
         };
         if rebuild {
             m1.segments.clear();
@@ -593,47 +610,85 @@ impl Writer {
             m1.live_docs += meta.n_docs as u64;
             m1.live_tokens += meta.n_tokens;
             m1.segments.push(meta);
-            // 3. Merge the newest segments (binary-counter policy, see `merge.rs`).
-            let tokens: Vec<u64> = m1.segments.iter().map(|s| s.n_tokens).collect();
-            let take = merge::tail_to_merge(&tokens);
-            if take >= 2 && !rebuild {
-                let first = m1.segments.len() - take;
-                let (Some(fresh), Some(old)) = (m1.segments.last(), base.segments.get(first..))
-                else {
-                    return Err(PlaidError::Internal("segments out of step".into()));
-                };
-                let fresh = Segment::open(&dir, fresh, codec.row_bytes())?;
-                let mut sources: Vec<&Segment> = old.iter().collect();
-                sources.push(&fresh);
-                let merged = merge::merge_segments(
-                    &dir,
-                    gen,
-                    &sources,
-                    k,
-                    codec.row_bytes(),
-                    &mut created.0,
-                    cancel,
-                )?;
-                drop(sources);
-                drop(fresh);
-                m1.segments.truncate(first);
-                m1.segments.push(merged);
-                info.merged_segments = take;
-            }
         } else {
             progress(Progress::Writing);
         }
-        // 4. Deletions.
-        if !self.deletes.is_empty() {
-            for &d in &self.deletes {
-                tombstones.set(d);
-                m1.live_tokens = m1.live_tokens.saturating_sub(base.doc_tokens(d) as u64);
+        // 3. Deletions staged by this transaction.
+        let mut tombstones_changed = !self.deletes.is_empty();
+        for &d in &self.deletes {
+            tombstones.set(d);
+            m1.live_tokens = m1.live_tokens.saturating_sub(base.doc_tokens(d) as u64);
+        }
+        m1.live_docs = m1.live_docs.saturating_sub(self.deletes.len() as u64);
+        m1.deleted_docs += self.deletes.len() as u64;
+        // 4. Merging: the newest segments by the binary-counter policy, or every segment when
+        //    compacting. Deleted documents are dropped from merged segments (the survivors
+        //    are renumbered; only the merged tail's numbers change) and their tombstones
+        //    cleared.
+        let take = if rebuild {
+            0
+        } else if self.compact {
+            let all = m1.segments.len();
+            if all >= 2 || m1.deleted_docs > 0 {
+                all
+            } else {
+                0
             }
-            m1.live_docs = m1.live_docs.saturating_sub(self.deletes.len() as u64);
-            m1.deleted_docs += self.deletes.len() as u64;
-            let f = tombstones.write(&dir, gen)?;
-            created.0.push(dir.join(&f.name));
-            m1.tombstones = Some(f);
+        } else {
+            let tokens: Vec<u64> = m1.segments.iter().map(|s| s.n_tokens).collect();
+            merge::tail_to_merge(&tokens)
+        };
+        if take > 0 {
+            let first = m1.segments.len() - take;
+            let Some(dim) = m1.codebook.as_ref().and(m1.dim) else {
+                return Err(PlaidError::Internal("merging an untrained index".into()));
+            };
+            let row_bytes = dim * m1.options.nbits as usize / 8;
+            // Sources: the base snapshot's open segments, plus this commit's new one.
+            let fresh = match m1.segments.get(base.segments.len()..) {
+                Some([meta]) => Some(Segment::open(&dir, meta, row_bytes)?),
+                Some([]) => None,
+                _ => return Err(PlaidError::Internal("segments out of step".into())),
+            };
+            let mut sources: Vec<&Segment> = base.segments.iter().skip(first).collect();
+            sources.extend(fresh.as_ref());
+            let doc_start = sources.first().map_or(0, |s| s.meta.doc_start);
+            let keep = |d: u32| !tombstones.is_deleted(d);
+            let merged = merge::merge_segments(
+                &merge::MergeOutput {
+                    dir: &dir,
+                    generation: gen,
+                    num_centroids: m1.num_centroids,
+                    row_bytes,
+                },
+                &sources,
+                &keep,
+                &mut created.0,
+                cancel,
+            )?;
+            drop(sources);
+            drop(fresh);
+            let kept = merged.as_ref().map_or(0, |m| m.n_docs);
+            let dropped = (m1.next_doc - doc_start - kept) as u64;
+            m1.segments.truncate(first);
+            m1.segments.extend(merged);
+            m1.next_doc = doc_start + kept;
+            m1.deleted_docs -= dropped;
+            if dropped > 0 {
+                tombstones.truncate(doc_start);
+                tombstones_changed = true;
+            }
+            info.merged_segments = take;
+            info.reclaimed = dropped as usize;
+        }
+        if tombstones_changed {
+            m1.tombstones = if tombstones.count() == 0 {
+                None
+            } else {
+                let f = tombstones.write(&dir, gen)?;
+                created.0.push(dir.join(&f.name));
+                Some(f)
+            };
         }
         if cancel() {
             return Err(PlaidError::Aborted);

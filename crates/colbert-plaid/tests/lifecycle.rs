@@ -600,7 +600,9 @@ fn small_commits_merge_segments() {
     assert!(merges >= 20, "{merges} merges");
     assert!(most <= 8, "{most} segments at most");
     let info = idx.info().unwrap();
-    assert_eq!((info.documents, info.deleted), (158, 2));
+    // Merges drop deleted documents they cover (here both: the tail merges reach the first
+    // segment).
+    assert_eq!((info.documents, info.deleted), (158, 0));
     // The first 100 documents were never rewritten differently: same decompressed rows.
     let live_first: Vec<String> = first.iter().filter(|i| *i != "doc-5").cloned().collect();
     let again = idx.reconstruct(&live_first).unwrap();
@@ -651,4 +653,51 @@ fn small_commits_merge_segments() {
         re.reconstruct(&common::ids(&["doc-5"])).unwrap(),
         Embeddings::from_items(DIM, vec![stored.item(5).to_vec()])
     );
+    // Compaction: deletions, then one segment without them; the same search results and
+    // embeddings, without retraining.
+    let dead: Vec<String> = (10..40).map(|i| format!("doc-{i}")).collect();
+    assert_eq!(re.delete(&dead).unwrap(), 30);
+    let live: Vec<String> = c
+        .ids
+        .iter()
+        .filter(|i| *i != "doc-120" && !dead.contains(i))
+        .cloned()
+        .collect();
+    let rows = re.reconstruct(&live).unwrap();
+    let before = search_ids(&re, &q, &all, None);
+    let deleted = re.info().unwrap().deleted;
+    assert!(deleted >= 30);
+    // An aborted compaction, at any poll, changes nothing.
+    let files0 = dir_files(t.path());
+    let info0 = re.info().unwrap();
+    for stop_after in [0usize, 1, 2] {
+        let polls = std::sync::atomic::AtomicUsize::new(0);
+        let cancel = || polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= stop_after;
+        assert_eq!(code(re.compact(&cancel, &|_| {})), "ABORTED");
+        assert_eq!(dir_files(t.path()), files0);
+        assert_eq!(re.info().unwrap(), info0);
+    }
+    let ci = re.compact(&no_cancel, &|_| {}).unwrap();
+    assert_eq!(
+        (ci.reclaimed as u64, ci.trained, ci.added),
+        (deleted, false, 0)
+    );
+    let info = re.info().unwrap();
+    assert_eq!(
+        (info.documents, info.deleted, info.segments),
+        (live.len() as u64, 0, 1)
+    );
+    assert_eq!(re.reconstruct(&live).unwrap(), rows);
+    assert_eq!(search_ids(&re, &q, &all, None), before);
+    assert!(dead.iter().all(|d| !re.contains(d).unwrap()));
+    let files = dir_files(t.path());
+    assert!(!files.iter().any(|f| f.starts_with("tomb-")), "{files:?}");
+    // Nothing left to compact: no new generation.
+    assert_eq!(
+        re.compact(&no_cancel, &|_| {}).unwrap().generation,
+        info.generation
+    );
+    let again = PlaidIndex::open(t.path()).unwrap();
+    assert_eq!(again.info().unwrap(), info);
+    assert_eq!(search_ids(&again, &q, &all, None), before);
 }
