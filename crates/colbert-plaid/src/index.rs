@@ -146,7 +146,7 @@ impl Inner {
         if m.generation == cur.manifest.generation && m == cur.manifest {
             return Ok(None);
         }
-        let snap = Arc::new(open_snapshot(&self.dir, Some(m))?);
+        let snap = Arc::new(open_snapshot(&self.dir, Some(m), Some(&cur))?);
         self.publish(snap.clone());
         Ok(Some(snap))
     }
@@ -154,14 +154,14 @@ impl Inner {
 
 /// Opens the current generation, retrying if a concurrent commit replaced it (and collected
 /// its files) between reading the manifest and opening the files.
-fn open_snapshot(dir: &Path, first: Option<Manifest>) -> Result<Snapshot> {
+fn open_snapshot(dir: &Path, first: Option<Manifest>, prev: Option<&Snapshot>) -> Result<Snapshot> {
     let mut m = match first {
         Some(m) => m,
         None => manifest::read(dir)?,
     };
     let mut tries = 0;
     loop {
-        match Snapshot::open(dir, m.clone()) {
+        match Snapshot::open_from(dir, m.clone(), prev) {
             Ok(s) => return Ok(s),
             Err(e) => {
                 tries += 1;
@@ -257,7 +257,7 @@ impl PlaidIndex {
             return Err(PlaidError::invalid("threads must be positive"));
         }
         let pool = build_pool(options.threads)?;
-        let snap = open_snapshot(dir, None)?;
+        let snap = open_snapshot(dir, None, None)?;
         // Best effort: collect files of crashed transactions or old generations. The lock is
         // only tried when there is garbage, so opening rarely makes a writer see INDEX_LOCKED.
         if !storage::has_garbage(dir, &snap.manifest) {

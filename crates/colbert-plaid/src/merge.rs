@@ -267,7 +267,7 @@ mod tests {
         }
         let snap = idx.snapshot().unwrap();
         let cb = snap.codebook.as_ref().unwrap();
-        let sources: Vec<&Segment> = snap.segments.iter().collect();
+        let sources: Vec<&Segment> = snap.segments.iter().map(|s| &**s).collect();
         assert_eq!(sources.len(), 2);
         let rb = cb.codec.row_bytes();
         let output = |generation| MergeOutput {
@@ -365,6 +365,18 @@ mod tests {
         let mut created = Vec::new();
         let none = merge_segments(&output(102), &sources, &|_| false, &mut created, &|| false);
         assert!(none.unwrap().is_none() && created.is_empty());
+        // A later commit reuses the open, verified segments and codebook it keeps.
+        assert_eq!(idx.delete(&["a0".to_string()]).unwrap(), 1);
+        let after = idx.snapshot().unwrap();
+        assert!(std::sync::Arc::ptr_eq(
+            &snap.segments[0],
+            &after.segments[0]
+        ));
+        assert!(std::sync::Arc::ptr_eq(
+            snap.codebook.as_ref().unwrap(),
+            after.codebook.as_ref().unwrap()
+        ));
+        drop(after);
         drop(merged);
         drop(sources);
         drop(snap);

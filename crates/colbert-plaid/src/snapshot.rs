@@ -3,6 +3,7 @@
 //! publish newer ones.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::codec::ResidualCodec;
 use crate::error::{PlaidError, Result};
@@ -135,22 +136,49 @@ impl Tombstones {
 
 pub(crate) struct Snapshot {
     pub manifest: Manifest,
-    pub codebook: Option<Codebook>,
-    pub segments: Vec<Segment>,
+    pub codebook: Option<Arc<Codebook>>,
+    /// Shared with the snapshots before and after this one that list the same files (files are
+    /// immutable, so an opened, verified segment stays valid).
+    pub segments: Vec<Arc<Segment>>,
     pub tombstones: Tombstones,
 }
 
 impl Snapshot {
     pub fn open(dir: &Path, manifest: Manifest) -> Result<Self> {
-        let codebook = match &manifest.codebook {
-            Some(f) => Some(Codebook::open(dir, f, &manifest)?),
-            None => None,
+        Self::open_from(dir, manifest, None)
+    }
+
+    /// Opens `manifest`'s generation, reusing the codebook and segments of `prev` that it
+    /// still lists (same file, same metadata) instead of opening and verifying them again, so
+    /// a small commit or a refresh costs the same whatever the index size.
+    pub fn open_from(dir: &Path, manifest: Manifest, prev: Option<&Snapshot>) -> Result<Self> {
+        // Segments depend on the codebook only through the residual row size.
+        let reuse = prev.filter(|p| {
+            p.manifest.dim == manifest.dim && p.manifest.options.nbits == manifest.options.nbits
+        });
+        let same_codebook = reuse.filter(|p| {
+            p.manifest.codebook == manifest.codebook
+                && p.manifest.num_centroids == manifest.num_centroids
+        });
+        let codebook = match (
+            &manifest.codebook,
+            same_codebook.and_then(|p| p.codebook.clone()),
+        ) {
+            (Some(_), Some(cb)) => Some(cb),
+            (Some(f), None) => Some(Arc::new(Codebook::open(dir, f, &manifest)?)),
+            (None, _) => None,
         };
         let row_bytes = codebook.as_ref().map_or(0, |c| c.codec.row_bytes());
         let segments = manifest
             .segments
             .iter()
-            .map(|s| Segment::open(dir, s, row_bytes))
+            .map(|meta| {
+                let known = reuse.and_then(|p| p.segments.iter().find(|s| &s.meta == meta));
+                match known {
+                    Some(s) => Ok(Arc::clone(s)),
+                    None => Segment::open(dir, meta, row_bytes).map(Arc::new),
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
         let tombstones = match &manifest.tombstones {
             Some(f) => Tombstones::open(dir, f)?,

@@ -650,7 +650,8 @@ impl Writer {
                 Some([]) => None,
                 _ => return Err(PlaidError::Internal("segments out of step".into())),
             };
-            let mut sources: Vec<&Segment> = base.segments.iter().skip(first).collect();
+            let mut sources: Vec<&Segment> =
+                base.segments.iter().skip(first).map(|s| &**s).collect();
             sources.extend(fresh.as_ref());
             let doc_start = sources.first().map_or(0, |s| s.meta.doc_start);
             let keep = |d: u32| !tombstones.is_deleted(d);
@@ -695,7 +696,7 @@ impl Writer {
         }
         // 5. Everything is durable: open the new generation, then publish it.
         storage::sync_dir(&dir)?;
-        let snap = Arc::new(Snapshot::open(&dir, m1.clone())?);
+        let snap = Arc::new(Snapshot::open_from(&dir, m1.clone(), Some(&base))?);
         drop(map);
         storage::write_manifest(&dir, &m1)?;
         created.0.clear();
