@@ -345,19 +345,7 @@ impl NativePlaidIndex {
         cancel: &CancelToken,
         on_progress: Option<ProgressCallback>,
     ) -> Result<Object<'env>> {
-        let index = Arc::clone(&self.inner);
-        let token = cancel.inner.clone();
-        tasks::spawn(
-            env,
-            budget(),
-            move || {
-                let report = reporter(&on_progress);
-                index
-                    .compact(&|| token.is_cancelled(), &report)
-                    .map_err(plaid_error)
-            },
-            |c| Ok(commit_info(c)),
-        )
+        self.whole_index(env, cancel, on_progress, |i, c, p| i.compact(c, p))
     }
 
     /// Retrains the codebook on the live documents and compacts deleted ones away, in one
@@ -369,19 +357,7 @@ impl NativePlaidIndex {
         cancel: &CancelToken,
         on_progress: Option<ProgressCallback>,
     ) -> Result<Object<'env>> {
-        let index = Arc::clone(&self.inner);
-        let token = cancel.inner.clone();
-        tasks::spawn(
-            env,
-            budget(),
-            move || {
-                let report = reporter(&on_progress);
-                index
-                    .rebuild(None, &|| token.is_cancelled(), &report)
-                    .map_err(plaid_error)
-            },
-            |c| Ok(commit_info(c)),
-        )
+        self.whole_index(env, cancel, on_progress, |i, c, p| i.rebuild(None, c, p))
     }
 
     /// Picks up a newer committed state written by another handle or process.
@@ -395,6 +371,37 @@ impl NativePlaidIndex {
     #[napi(catch_unwind)]
     pub fn close(&self) {
         self.inner.close();
+    }
+}
+
+/// A whole-index transaction of the engine: (index, cancel, progress) → commit.
+type WholeIndexRun = fn(
+    &PlaidIndex,
+    &(dyn Fn() -> bool + Sync),
+    &(dyn Fn(Progress) + Sync),
+) -> colbert_plaid::Result<CommitInfo>;
+
+impl NativePlaidIndex {
+    /// Runs a whole-index transaction (`compact`, `rebuild`) as one task holding the thread
+    /// budget, with cancellation and progress.
+    fn whole_index<'env>(
+        &self,
+        env: &'env Env,
+        cancel: &CancelToken,
+        on_progress: Option<ProgressCallback>,
+        run: WholeIndexRun,
+    ) -> Result<Object<'env>> {
+        let index = Arc::clone(&self.inner);
+        let token = cancel.inner.clone();
+        tasks::spawn(
+            env,
+            budget(),
+            move || {
+                let report = reporter(&on_progress);
+                run(&index, &|| token.is_cancelled(), &report).map_err(plaid_error)
+            },
+            |c| Ok(commit_info(c)),
+        )
     }
 }
 

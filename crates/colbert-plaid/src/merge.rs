@@ -183,20 +183,7 @@ pub(crate) fn merge_segments(
             lens.push((t.len() as u32, m.len() as u32));
         }
     }
-    let map: Option<Mmap> = match spill.as_mut() {
-        Some(sp) if sp.rows > 0 => {
-            sp.out
-                .flush()
-                .map_err(|e| PlaidError::io("writing", &sp.path, e))?;
-            // SAFETY: the spill file is private to this transaction (unique name, created
-            // with create_new, removed on drop) and is not written while mapped.
-            Some(
-                unsafe { Mmap::map(sp.out.get_ref()) }
-                    .map_err(|e| PlaidError::io("mapping", &sp.path, e))?,
-            )
-        }
-        _ => None,
-    };
+    let map: Option<Mmap> = spill.as_mut().map(Spill::map).transpose()?.flatten();
     if cancel() {
         return Err(PlaidError::Aborted);
     }

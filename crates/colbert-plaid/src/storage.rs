@@ -172,6 +172,24 @@ impl Spill {
     }
 }
 
+impl Spill {
+    /// Flushes and maps what was written (`None` when nothing was).
+    pub fn map(&mut self) -> Result<Option<memmap2::Mmap>> {
+        self.out
+            .flush()
+            .map_err(|e| PlaidError::io("writing", &self.path, e))?;
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        // SAFETY: the spill file is private to its transaction (unique name, created with
+        // create_new, removed on drop) and is not written while mapped: `out` is only written
+        // through `&mut self`, and the map is dropped before the spill in every caller.
+        unsafe { memmap2::Mmap::map(self.out.get_ref()) }
+            .map(Some)
+            .map_err(|e| PlaidError::io("mapping", &self.path, e))
+    }
+}
+
 impl Drop for Spill {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);

@@ -458,25 +458,7 @@ impl Writer {
             }
         }
         // Map the spill.
-        let map: Option<Mmap> = match self.spill.as_mut() {
-            Some(sp) => {
-                sp.out
-                    .flush()
-                    .map_err(|e| PlaidError::io("writing", &sp.path, e))?;
-                let f = sp.out.get_ref();
-                if sp.rows == 0 {
-                    None
-                } else {
-                    // SAFETY: the spill file is private to this transaction (unique name,
-                    // created with create_new, removed on drop) and is not written while mapped.
-                    Some(
-                        unsafe { Mmap::map(f) }
-                            .map_err(|e| PlaidError::io("mapping", &sp.path, e))?,
-                    )
-                }
-            }
-            None => None,
-        };
+        let map: Option<Mmap> = self.spill.as_mut().map(Spill::map).transpose()?.flatten();
         let data: &[f32] = match &map {
             Some(m) => bytemuck::try_cast_slice(&m[..])
                 .map_err(|_| PlaidError::Internal("misaligned spill".into()))?,
@@ -587,20 +569,8 @@ impl Writer {
                 return Err(PlaidError::Aborted);
             }
             progress(Progress::Writing);
-            let field_map: Option<Mmap> = match self.fields.as_mut() {
-                Some(sp) if sp.rows > 0 => {
-                    sp.out
-                        .flush()
-                        .map_err(|e| PlaidError::io("writing", &sp.path, e))?;
-                    // SAFETY: as for the embeddings spill: private to this transaction and
-                    // not written while mapped.
-                    Some(
-                        unsafe { Mmap::map(sp.out.get_ref()) }
-                            .map_err(|e| PlaidError::io("mapping", &sp.path, e))?,
-                    )
-                }
-                _ => None,
-            };
+            let field_map: Option<Mmap> =
+                self.fields.as_mut().map(Spill::map).transpose()?.flatten();
             let meta = seg.finish(&StagedFields {
                 lens: &self.field_lens,
                 bytes: field_map.as_deref().unwrap_or(&[]),
