@@ -592,12 +592,16 @@ impl Writer {
         m1.live_docs = m1.live_docs.saturating_sub(self.deletes.len() as u64);
         m1.deleted_docs += self.deletes.len() as u64;
         // 4. Merging: the newest segments by the binary-counter policy, or every segment when
-        //    compacting. Deleted documents are dropped from merged segments (the survivors
+        //    compacting (asked for, or half the stored documents are deleted). Deleted documents are dropped from merged segments (the survivors
         //    are renumbered; only the merged tail's numbers change) and their tombstones
         //    cleared.
+        // At least as many deleted documents as live ones: compact now, so deleted space never
+        // exceeds live space (each compaction needs as many deletions again before the next).
+        let compact =
+            self.compact || (!rebuild && m1.deleted_docs > 0 && m1.deleted_docs >= m1.live_docs);
         let take = if rebuild {
             0
-        } else if self.compact {
+        } else if compact {
             let all = m1.segments.len();
             if all >= 2 || m1.deleted_docs > 0 {
                 all

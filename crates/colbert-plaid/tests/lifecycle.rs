@@ -701,3 +701,49 @@ fn small_commits_merge_segments() {
     assert_eq!(again.info().unwrap(), info);
     assert_eq!(search_ids(&again, &q, &all, None), before);
 }
+
+/// Once deleted documents are as many as live ones, the deleting commit compacts: deleted
+/// space never exceeds live space. Deleting everything leaves a trained, empty index.
+#[test]
+fn half_deleted_compacts_automatically() {
+    let t = TempDir::new("autocompact");
+    let c = Corpus::new(13, 40, DIM, 4, 12);
+    let idx = build(t.path(), &c, 0..40);
+    let q = c.queries(2, 3, 5);
+    let p = SearchParams {
+        n_probe: Some(32),
+        centroid_score_threshold: Some(f32::NEG_INFINITY),
+        ..SearchParams::new(5)
+    };
+    assert_eq!(idx.delete(&c.ids[..19]).unwrap(), 19);
+    assert_eq!(idx.info().unwrap().deleted, 19);
+    let before = search_ids(&idx, &q, &p, None);
+    let rows = idx.reconstruct(&c.ids[20..]).unwrap();
+    assert_eq!(idx.delete(&c.ids[19..20]).unwrap(), 1);
+    let info = idx.info().unwrap();
+    assert_eq!((info.documents, info.deleted, info.segments), (20, 0, 1));
+    let after = search_ids(&idx, &q, &p, None);
+    for (b, a) in before.iter().zip(&after) {
+        let kept: Vec<&String> = b.iter().filter(|id| *id != &c.ids[19]).collect();
+        assert_eq!(kept, a.iter().take(kept.len()).collect::<Vec<_>>());
+    }
+    assert_eq!(idx.reconstruct(&c.ids[20..]).unwrap(), rows);
+    assert_eq!(idx.delete(&c.ids[20..]).unwrap(), 20);
+    let info = idx.info().unwrap();
+    assert_eq!((info.documents, info.deleted, info.segments), (0, 0, 0));
+    assert!(info.dim.is_some());
+    let empty = search_ids(&idx, &q, &p, None);
+    assert!(empty.iter().all(|r| r.is_empty()));
+    let (ids, e) = c.slice(0..3);
+    let mut w = idx.writer().unwrap();
+    w.push(ids, e.view()).unwrap();
+    assert!(!w.commit(&no_cancel, &|_| {}).unwrap().trained);
+    assert_eq!(
+        PlaidIndex::open(t.path())
+            .unwrap()
+            .info()
+            .unwrap()
+            .documents,
+        3
+    );
+}
