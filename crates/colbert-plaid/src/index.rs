@@ -277,13 +277,13 @@ impl PlaidIndex {
         })
     }
 
-    /// The index directory.
     /// The current snapshot (white-box tests of crate internals).
     #[cfg(test)]
     pub(crate) fn snapshot(&self) -> Result<Arc<Snapshot>> {
         self.inner.snapshot()
     }
 
+    /// The index directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }

@@ -16,9 +16,12 @@
 //!    (normalised) centroids are appended to the codebook.
 //! 3. Compresses the spill chunk by chunk (parallel nearest-centroid + residual packing) into
 //!    a new segment and builds its IVF.
-//! 4. Merges the newest segments when the new one is large enough relative to the one before
-//!    it (a binary counter; see `merge.rs`), writes new tombstones if the transaction deletes,
-//!    fsyncs everything, opens the new snapshot, then switches the manifest.
+//! 4. Applies the transaction's deletions, then merges the newest segments when the new one
+//!    is large enough relative to the one before it (a binary counter; see `merge.rs`), or
+//!    every segment when compacting (asked for, or once deleted documents are as many as live
+//!    ones); merged segments leave deleted documents out. Writes new tombstones if they
+//!    changed, fsyncs everything, opens the new snapshot (sharing the unchanged segments),
+//!    then switches the manifest.
 //!
 //! Memory is bounded by the k-means training rows (at most `K × max_points_per_centroid`
 //! rows gathered from the sample) plus the held-out rows plus one chunk; nothing else is
@@ -592,11 +595,11 @@ impl Writer {
         m1.live_docs = m1.live_docs.saturating_sub(self.deletes.len() as u64);
         m1.deleted_docs += self.deletes.len() as u64;
         // 4. Merging: the newest segments by the binary-counter policy, or every segment when
-        //    compacting (asked for, or half the stored documents are deleted). Deleted documents are dropped from merged segments (the survivors
-        //    are renumbered; only the merged tail's numbers change) and their tombstones
-        //    cleared.
-        // At least as many deleted documents as live ones: compact now, so deleted space never
-        // exceeds live space (each compaction needs as many deletions again before the next).
+        //    compacting — asked for, or once deleted documents are at least as many as live
+        //    ones (so deleted space never exceeds live space; each compaction needs as many
+        //    deletions again before the next). Merged segments drop deleted documents: their
+        //    survivors are renumbered (only the merged tail's numbers change) and the range's
+        //    tombstones cleared.
         let compact =
             self.compact || (!rebuild && m1.deleted_docs > 0 && m1.deleted_docs >= m1.live_docs);
         let take = if rebuild {
@@ -644,11 +647,15 @@ impl Writer {
             drop(sources);
             drop(fresh);
             let kept = merged.as_ref().map_or(0, |m| m.n_docs);
-            let dropped = (m1.next_doc - doc_start - kept) as u64;
+            let dropped = m1
+                .next_doc
+                .checked_sub(doc_start + kept)
+                .ok_or_else(|| PlaidError::Internal("merge kept too many documents".into()))?
+                as u64;
             m1.segments.truncate(first);
             m1.segments.extend(merged);
             m1.next_doc = doc_start + kept;
-            m1.deleted_docs -= dropped;
+            m1.deleted_docs = m1.deleted_docs.saturating_sub(dropped);
             if dropped > 0 {
                 tombstones.truncate(doc_start);
                 tombstones_changed = true;
