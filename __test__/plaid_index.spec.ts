@@ -96,8 +96,16 @@ test('add, delete and reopen keep ids stable; deleted documents never come back'
   const index = await PlaidIndex.create(dir, { numCentroids: 128, nbits: 2 })
   const first = await index.add(ids.slice(0, 200), slice(d, 0, 200))
   t.true(first.trained)
+  t.like(index.info.drift, { embeddings: 0, outlierFraction: 0 })
+  t.true(index.info.drift.trainedResidualNorm > 0)
   const second = await index.add(ids.slice(200), slice(d, 200, 300))
   t.false(second.trained, 'later adds reuse the codebook')
+  // Drift: the later add is counted; Medline documents are one distribution, so their
+  // residuals are like the training sample's.
+  const drift = index.info.drift
+  t.is(drift.embeddings, d.offsets[300] - d.offsets[200])
+  t.true(drift.outlierFraction > 0 && drift.outlierFraction < 0.6, JSON.stringify(drift))
+  t.true(Math.abs(drift.meanResidualNorm / drift.trainedResidualNorm - 1) < 0.3, JSON.stringify(drift))
   t.is(index.info.documents, 300)
   const victims = ids.slice(0, 50)
   t.is(await index.delete([...victims, 'no-such-id']), 50)

@@ -41,6 +41,23 @@ export interface PlaidIndexInfo {
   segments: number
   /** Bytes of stored document texts and metadata. */
   storedBytes: number
+  /**
+   * How the embeddings added since the codebook was trained fit it. The codebook and the
+   * residual codec are trained by the first add (or `rebuild`); later adds only append centroids
+   * for outliers. When `outlierFraction` climbs well above its in-distribution level (about
+   * 0.25) or `meanResidualNorm` well above `trainedResidualNorm`, the collection has drifted and
+   * `rebuild()` would retrain.
+   */
+  drift: {
+    /** Embeddings added since training. */
+    embeddings: number
+    /** Fraction of them farther from their nearest centroid than the outlier threshold. */
+    outlierFraction: number
+    /** Their mean residual norm as stored. */
+    meanResidualNorm: number
+    /** Mean residual norm of the held-out embeddings at training. */
+    trainedResidualNorm: number
+  }
 }
 
 /** What can be stored with a document besides its embeddings, to show it in results and filter on it. */

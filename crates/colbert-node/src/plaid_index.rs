@@ -43,6 +43,16 @@ pub struct NativeIndexInfo {
     pub segments: u32,
     /// Bytes of stored texts and metadata.
     pub stored_bytes: i64,
+    pub drift: NativeDrift,
+}
+
+/// How the embeddings added since training fit the codebook.
+#[napi(object)]
+pub struct NativeDrift {
+    pub embeddings: i64,
+    pub outlier_fraction: f64,
+    pub mean_residual_norm: f64,
+    pub trained_residual_norm: f64,
 }
 
 /// Search knobs; absent fields take ColBERT's defaults for `k`.
@@ -213,6 +223,12 @@ impl NativePlaidIndex {
             bytes_on_disk: i.bytes_on_disk as i64,
             segments: i.segments as u32,
             stored_bytes: i.stored_bytes as i64,
+            drift: NativeDrift {
+                embeddings: i.drift.embeddings as i64,
+                outlier_fraction: f64::from(i.drift.outlier_fraction),
+                mean_residual_norm: f64::from(i.drift.mean_residual_norm),
+                trained_residual_norm: f64::from(i.drift.trained_residual_norm),
+            },
         })
     }
 

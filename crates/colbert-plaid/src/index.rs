@@ -107,6 +107,24 @@ pub struct IndexInfo {
     pub stored_bytes: u64,
     /// Residual-norm threshold used to detect outliers for centroid expansion.
     pub cluster_threshold: f32,
+    /// How the embeddings added since training fit the codebook.
+    pub drift: DriftInfo,
+}
+
+/// Codebook drift since training (stored in the manifest): when `outlier_fraction`
+/// climbs well above its in-distribution level (about 0.25: the threshold is the 75th
+/// percentile of residual norms) or `mean_residual_norm` well above `trained_residual_norm`,
+/// new data no longer fits the codebook and `rebuild` would retrain it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DriftInfo {
+    /// Embeddings added since the codebook was trained.
+    pub embeddings: u64,
+    /// Fraction of them that were outliers (0 when none were added).
+    pub outlier_fraction: f32,
+    /// Their mean residual norm as encoded (0 when none were added).
+    pub mean_residual_norm: f32,
+    /// Mean residual norm of the held-out embeddings at training.
+    pub trained_residual_norm: f32,
 }
 
 pub(crate) struct Inner {
@@ -312,6 +330,16 @@ impl PlaidIndex {
             bytes_on_disk: storage::bytes_on_disk(&self.inner.dir, m),
             segments: m.segments.len(),
             cluster_threshold: m.cluster_threshold,
+            drift: {
+                let d = &m.drift;
+                let n = d.embeddings.max(1) as f64;
+                DriftInfo {
+                    embeddings: d.embeddings,
+                    outlier_fraction: (d.outliers as f64 / n) as f32,
+                    mean_residual_norm: (d.residual_norm_sum / n) as f32,
+                    trained_residual_norm: d.trained_residual_norm,
+                }
+            },
         })
     }
 

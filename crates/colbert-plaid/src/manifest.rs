@@ -64,6 +64,25 @@ pub struct Manifest {
     pub live_docs: u64,
     pub live_tokens: u64,
     pub deleted_docs: u64,
+    /// How embeddings added since the codebook was trained fit it (reset by training).
+    #[serde(default)]
+    pub drift: Drift,
+}
+
+/// Codebook drift (plaid-engines.md §6.8): the codebook and the codec's cutoffs are trained
+/// once, and later additions only append centroids for outliers, so data that moves away from
+/// the training sample is encoded with larger residuals. `rebuild` retrains and resets this.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// Mean residual norm of the held-out embeddings when the codebook was trained.
+    pub trained_residual_norm: f32,
+    /// Embeddings added since training.
+    pub embeddings: u64,
+    /// How many of them were outliers (residual norm above `cluster_threshold` before
+    /// expansion).
+    pub outliers: u64,
+    /// Sum of their residual norms as encoded (after expansion).
+    pub residual_norm_sum: f64,
 }
 
 impl Manifest {
@@ -83,6 +102,7 @@ impl Manifest {
             live_docs: 0,
             live_tokens: 0,
             deleted_docs: 0,
+            drift: Drift::default(),
         }
     }
 
@@ -200,5 +220,21 @@ mod tests {
         let e = Manifest::decode(&future.encode().unwrap()).unwrap_err();
         assert_eq!(e.code(), "INDEX_FORMAT_UNSUPPORTED");
         assert!(e.to_string().contains('7') && e.to_string().contains('2'));
+    }
+
+    /// Manifests written before the drift counters existed still open (as zeros).
+    #[test]
+    fn manifest_without_drift_opens() {
+        let mut m = Manifest::empty(opts());
+        m.drift.embeddings = 5;
+        let mut json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        json.as_object_mut().unwrap().remove("drift");
+        let json = json.to_string();
+        let crc = crc32fast::hash(format!("{FORMAT_VERSION}\n{json}").as_bytes());
+        let bytes = format!("{MAGIC} {FORMAT_VERSION} {crc:08x}\n{json}").into_bytes();
+        let old = Manifest::decode(&bytes).unwrap();
+        assert_eq!(old.drift, Drift::default());
+        assert_eq!(old, Manifest::empty(opts()));
     }
 }

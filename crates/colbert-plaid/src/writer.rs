@@ -43,7 +43,7 @@ use crate::ids::StagedIds;
 use crate::index::Inner;
 use crate::kernels::{argmax_centroids, dot};
 use crate::kmeans::{kmeans, kmeans_rows, num_centroids_for, sample_docs_count, KMeansConfig};
-use crate::manifest::{Manifest, StoredOptions};
+use crate::manifest::{Drift, Manifest, StoredOptions};
 use crate::merge;
 use crate::rng::Rng;
 use crate::segment::{Segment, SegmentWriter, StagedFields};
@@ -490,7 +490,9 @@ impl Writer {
             let (centroids, codec): (Vec<f32>, ResidualCodec) = match (&base.codebook, rebuild) {
                 (Some(cb), false) => {
                     let mut cents = cb.centroids().to_vec();
-                    let (new, codes) = expand(&m1, cb, data, dim, gen, cancel, progress)?;
+                    let (new, codes, outliers) = expand(&m1, cb, data, dim, gen, cancel, progress)?;
+                    m1.drift.embeddings += (data.len() / dim) as u64;
+                    m1.drift.outliers += outliers as u64;
                     info.new_centroids = new.len() / dim;
                     cents.extend_from_slice(&new);
                     known_codes = codes;
@@ -500,6 +502,10 @@ impl Writer {
                     let t = train(&m1, data, dim, &doc_rows, cancel, progress)?;
                     m1.cluster_threshold = t.threshold;
                     m1.cluster_threshold_weight = t.heldout as u64;
+                    m1.drift = Drift {
+                        trained_residual_norm: t.mean_norm,
+                        ..Drift::default()
+                    };
                     info.trained = true;
                     (t.centroids, t.codec)
                 }
@@ -543,6 +549,9 @@ impl Writer {
                     .and_then(|c| c.get(doc_rows[d0]..doc_rows[d1]));
                 let (codes, packed, rnorms) = encode_rows(&centroids, &codec, rows, dim, known);
                 seg.write_tokens(doc_rows[d0] as u64, &codes, &packed)?;
+                if !info.trained {
+                    m1.drift.residual_norm_sum += rnorms.iter().map(|&r| r as f64).sum::<f64>();
+                }
                 for r in rnorms {
                     seen_tokens += 1;
                     if norms.len() < RESERVOIR {
@@ -692,6 +701,8 @@ struct Trained {
     codec: ResidualCodec,
     threshold: f32,
     heldout: usize,
+    /// Mean residual norm of the held-out rows.
+    mean_norm: f32,
 }
 
 fn train(
@@ -780,16 +791,18 @@ fn train(
     }
     let codec = ResidualCodec::train(o.nbits, dim, &residuals)?;
     let threshold = quantiles(&norms, &[0.75])[0];
+    let mean_norm = norms.iter().map(|&n| n as f64).sum::<f64>() / norms.len().max(1) as f64;
     Ok(Trained {
         centroids,
         codec,
         threshold,
         heldout: norms.len(),
+        mean_norm: mean_norm as f32,
     })
 }
 
 /// Finds outliers among the new rows and clusters them into new, normalised centroids
-/// (returned row-major; empty when there are too few outliers). The scan computes every
+/// (returned row-major; empty when there are too few outliers), and counts the outliers. The scan computes every
 /// row's nearest centroid (inner product, as encoding does); when no centroid is added and
 /// the transaction is not huge, those codes are returned so encoding need not recompute them.
 fn expand(
@@ -800,7 +813,7 @@ fn expand(
     gen: u64,
     cancel: &(dyn Fn() -> bool + Sync),
     progress: &(dyn Fn(Progress) + Sync),
-) -> Result<(Vec<f32>, Option<Vec<u32>>)> {
+) -> Result<(Vec<f32>, Option<Vec<u32>>, usize)> {
     let t2 = m.cluster_threshold * m.cluster_threshold;
     let n_rows = data.len() / dim;
     // Nearest centroid and its score per row, kept (up to KEEP_CODES rows) for encoding.
@@ -860,7 +873,7 @@ fn expand(
         outliers,
         new_centroids: k_new,
     });
-    Ok((new, codes))
+    Ok((new, codes, outliers))
 }
 
 /// Updates each row's nearest centroid `best` (code, score) for `new` centroids appended after

@@ -303,7 +303,22 @@ fn centroid_expansion_on_new_distribution() {
     let t = TempDir::new("expand");
     let a = Corpus::new(6, 100, DIM, 10, 30);
     let b = Corpus::with_prefix(7777, 60, DIM, 10, 30, "new");
+    let a2 = Corpus::with_prefix(6, 130, DIM, 10, 30, "more");
     let idx = build(t.path(), &a, 0..100);
+    let trained = idx.info().unwrap().drift;
+    assert_eq!((trained.embeddings, trained.outlier_fraction), (0, 0.0));
+    assert!(trained.trained_residual_norm > 0.0);
+    // More of the training distribution: about a quarter are outliers (the threshold is the
+    // 75th percentile), residuals as at training.
+    let (ids, e) = a2.slice(100..130);
+    let mut w = idx.writer().unwrap();
+    w.push(ids, e.view()).unwrap();
+    w.commit(&no_cancel, &|_| {}).unwrap();
+    let same = idx.info().unwrap().drift;
+    assert_eq!(same.embeddings as usize, e.rows());
+    assert!((0.05..0.5).contains(&same.outlier_fraction), "{same:?}");
+    let ratio = same.mean_residual_norm / same.trained_residual_norm;
+    assert!((0.7..1.3).contains(&ratio), "{same:?}");
     let k0 = idx.info().unwrap().num_centroids;
     let mut w = idx.writer().unwrap();
     w.push(b.ids.clone(), b.docs.view()).unwrap();
@@ -311,6 +326,13 @@ fn centroid_expansion_on_new_distribution() {
     assert!(ci.new_centroids > 0, "{ci:?}");
     let info = idx.info().unwrap();
     assert_eq!(info.num_centroids, k0 + ci.new_centroids);
+    // A new distribution: most of it is outliers, and the drift counters say so.
+    assert_eq!(info.drift.embeddings as usize, e.rows() + b.docs.rows());
+    assert!(
+        info.drift.outlier_fraction > same.outlier_fraction + 0.2,
+        "{:?}",
+        info.drift
+    );
     // Queries about the new documents find them.
     let q = b.queries(3, 10, 8);
     let truth = exact_topk(q.view(), b.docs.view(), &b.ids, 1);
@@ -323,6 +345,10 @@ fn centroid_expansion_on_new_distribution() {
     assert!(found >= 9, "{found}/10");
     let re = PlaidIndex::open(t.path()).unwrap();
     assert_eq!(re.info().unwrap().num_centroids, info.num_centroids);
+    assert_eq!(re.info().unwrap().drift, info.drift);
+    // Rebuild retrains: drift starts over.
+    re.rebuild(None, &no_cancel, &|_| {}).unwrap();
+    assert_eq!(re.info().unwrap().drift.embeddings, 0);
 }
 
 #[test]
