@@ -4,7 +4,7 @@
 // one-document adds (segment merging keeps the segment count logarithmic); then latency again;
 // then `compact()` (one segment, deleted documents dropped, no retraining).
 // The index is modified: run it on a copy you can throw away.
-// Usage: node bench/churn.mjs <dir> [--tokens 8-24] [--ops 1000] [--singles 200]
+// Usage: node bench/churn.mjs <dir> [--tokens 8-24] [--ops 1000] [--singles 200] [--drift 1]
 import path from 'node:path'
 import { createRequire } from 'node:module'
 
@@ -18,7 +18,9 @@ const args = Object.fromEntries(process.argv.slice(3).reduce((acc, a, i, all) =>
 const [minTokens, maxTokens] = (args.tokens ?? '30-70').split('-').map(Number)
 const ops = Number(args.ops ?? 1000)
 const singles = Number(args.singles ?? 200)
-const gen = generator({ seed: 777, minTokens, maxTokens })
+// Same word vectors as the index (scale.mjs's default seed), other documents; `--drift` draws
+// the new documents from other word vectors instead (a collection that moved away).
+const gen = args.drift !== undefined ? generator({ seed: 777, minTokens, maxTokens }) : generator({ streamSeed: 777, minTokens, maxTokens })
 const queries = gen.queries(51)
 
 const timed = async (f) => {
@@ -75,5 +77,5 @@ console.log(JSON.stringify({
   deleted_before_compact: deletedBefore,
   compact: { reclaimed: compacted.reclaimed, segments: compacted.mergedSegments, ms: round(compactMs) },
   search_after_compact: { p50_ms: round(afterCompact.p50_ms), p95_ms: round(afterCompact.p95_ms) },
-  documents_after: info.documents, deleted_after: info.deleted, segments_after: info.segments,
+  documents_after: info.documents, deleted_after: info.deleted, segments_after: info.segments, drift: info.drift,
 }))

@@ -6,7 +6,11 @@ import fs from 'node:fs'
 export const DIM = 128
 const WORDS = 4096
 
-export function generator({ seed = 12345, minTokens = 30, maxTokens = 70 } = {}) {
+/**
+ * `seed` fixes the word vectors (the distribution) and, unless `streamSeed` is given, the
+ * documents that follow; `streamSeed` draws other documents from the same distribution.
+ */
+export function generator({ seed = 12345, streamSeed, minTokens = 30, maxTokens = 70 } = {}) {
   if (!(minTokens >= 1 && maxTokens >= minTokens)) throw new Error('tokens must be MIN-MAX with 1 ≤ MIN ≤ MAX, e.g. 30-70')
   let state = seed >>> 0
   const rand = () => {
@@ -15,6 +19,7 @@ export function generator({ seed = 12345, minTokens = 30, maxTokens = 70 } = {})
   }
   const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand())
   const words = new Float32Array(WORDS * DIM).map(gauss)
+  if (streamSeed !== undefined) state = streamSeed >>> 0
   function token(out, at, word) {
     let norm = 0
     for (let k = 0; k < DIM; k++) {
