@@ -44,7 +44,8 @@ pub fn kmeans(
 const ASSIGN_CHUNK: usize = 4096;
 
 /// [`kmeans`] over the rows `rows` of `data` (all rows when `None`), read in place: the points
-/// are never copied as a whole, so memory is 16 bytes per point plus one chunk per thread,
+/// are never copied as a whole, so memory is 16 bytes per point (row number, assignment) plus
+/// one chunk per thread,
 /// whether `data` is in memory or a memory-mapped spill file. Same result as copying the rows
 /// first (assignment is per row; sums run in row order).
 pub fn kmeans_rows(
@@ -94,29 +95,33 @@ pub fn kmeans_rows(
     }
     let mut sums = vec![0.0f64; k * dim];
     let mut counts = vec![0usize; k];
-    let mut assign: Vec<(u32, f32)> = Vec::with_capacity(n);
+    let mut assign: Vec<(u32, f32)> = Vec::new();
     for it in 0..cfg.iterations {
         if cancel() {
             return Err(PlaidError::Aborted);
         }
         let bias: Vec<f32> = centroids.chunks_exact(dim).map(|c| -dot(c, c)).collect();
-        assign.clear();
         match points {
-            None => assign.extend(argmax_centroids(data, &centroids, dim, 2.0, Some(&bias))),
+            None => assign = argmax_centroids(data, &centroids, dim, 2.0, Some(&bias)),
             Some(p) => {
-                let parts: Vec<Vec<(u32, f32)>> = p
-                    .par_chunks(ASSIGN_CHUNK)
-                    .map_init(Vec::new, |buf: &mut Vec<f32>, chunk| {
+                // Written in place, chunk by chunk: no second copy of the assignments.
+                assign.resize(n, (0, 0.0));
+                assign
+                    .par_chunks_mut(ASSIGN_CHUNK)
+                    .zip(p.par_chunks(ASSIGN_CHUNK))
+                    .for_each_init(Vec::new, |buf: &mut Vec<f32>, (out, chunk)| {
                         buf.clear();
                         for &r in chunk {
                             buf.extend_from_slice(&data[r * dim..(r + 1) * dim]);
                         }
-                        argmax_centroids(buf, &centroids, dim, 2.0, Some(&bias))
-                    })
-                    .collect();
-                for part in parts {
-                    assign.extend(part);
-                }
+                        out.copy_from_slice(&argmax_centroids(
+                            buf,
+                            &centroids,
+                            dim,
+                            2.0,
+                            Some(&bias),
+                        ));
+                    });
             }
         }
         sums.fill(0.0);
