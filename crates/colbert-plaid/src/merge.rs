@@ -297,6 +297,17 @@ mod tests {
                 local += 1;
             }
         }
+        // Every IVF list is its definition: the documents with a token of that centroid, in
+        // order (the unit-test IVF buffer is 64 postings, so this segment took many passes).
+        for c in 0..cb.k {
+            let want: Vec<u32> = (0..meta.n_docs)
+                .filter(|&l| {
+                    let (a, b) = merged.token_range(l);
+                    (a..b).any(|t| code(&merged, t) as usize == c)
+                })
+                .collect();
+            assert_eq!(merged.ivf_list(c).unwrap(), &want[..], "centroid {c}");
+        }
         let mut postings = 0;
         for c in 0..cb.k {
             let joined: Vec<u32> = sources

@@ -43,8 +43,13 @@ const S_META_OFFSETS: usize = 11;
 const S_METAS: usize = 12;
 const N_SECTIONS: usize = 13;
 
-/// Postings buffered at once while building the IVF (bounds memory for huge segments).
-const IVF_BUFFER: usize = 1 << 24;
+/// Postings buffered at once while building the IVF (16 MiB; bounds memory for huge segments:
+/// each pass over ranges of centroids rescans the codes, a fraction of the build's time).
+#[cfg(not(test))]
+const IVF_BUFFER: usize = 1 << 22;
+/// Small in unit tests, so that their segments are built in many passes.
+#[cfg(test)]
+const IVF_BUFFER: usize = 64;
 
 pub(crate) fn code_bytes_for(num_centroids: usize) -> u8 {
     if num_centroids <= 1 << 16 {
