@@ -363,20 +363,6 @@ impl PlaidIndex {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<CommitInfo> {
         let mut w = self.writer()?;
-        let m = &w.base().manifest;
-        if m.segments.len() <= 1 && m.deleted_docs == 0 {
-            let (generation, num_centroids) = (m.generation, m.num_centroids);
-            return Ok(CommitInfo {
-                generation,
-                added: 0,
-                deleted: 0,
-                trained: false,
-                new_centroids: 0,
-                num_centroids,
-                merged_segments: 0,
-                reclaimed: 0,
-            });
-        }
         w.set_compact();
         w.commit(cancel, progress)
     }

@@ -45,9 +45,8 @@ const ASSIGN_CHUNK: usize = 4096;
 
 /// [`kmeans`] over the rows `rows` of `data` (all rows when `None`), read in place: the points
 /// are never copied as a whole, so memory is 16 bytes per point (row number, assignment) plus
-/// one chunk per thread,
-/// whether `data` is in memory or a memory-mapped spill file. Same result as copying the rows
-/// first (assignment is per row; sums run in row order).
+/// one chunk per thread, whether `data` is in memory or a memory-mapped spill file. Same result
+/// as copying the rows first (assignment is per row; sums run in row order).
 pub fn kmeans_rows(
     data: &[f32],
     rows: Option<&[usize]>,

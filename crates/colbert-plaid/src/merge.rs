@@ -15,7 +15,6 @@
 //! are verified, so corruption in a source fails the commit instead of being copied under a
 //! fresh checksum. `PlaidIndex::compact` merges every segment this way on demand.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -47,11 +46,6 @@ pub(crate) fn tail_to_merge(tokens: &[u64]) -> usize {
     }
 }
 
-/// Writes one segment holding the documents of `sources` (consecutive, oldest first) for
-/// which `keep(document number)` holds, renumbered consecutively from the first source's
-/// `doc_start`, with an IVF of `num_centroids` lists; `None` when no document is kept. The new
-/// file's path is pushed to `created` as soon as it exists, so the caller's transaction
-/// deletes it on any error.
 /// Where a merged segment goes and its layout.
 pub(crate) struct MergeOutput<'a> {
     pub dir: &'a Path,
@@ -62,6 +56,11 @@ pub(crate) struct MergeOutput<'a> {
     pub row_bytes: usize,
 }
 
+/// Writes one segment holding the documents of `sources` (consecutive, oldest first) for
+/// which `keep(document number)` holds, renumbered consecutively from the first source's
+/// `doc_start`, with an IVF of `num_centroids` lists; `None` when no document is kept. The new
+/// file's path is pushed to `created` as soon as it exists, so the caller's transaction
+/// deletes it on any error.
 pub(crate) fn merge_segments(
     out: &MergeOutput<'_>,
     sources: &[&Segment],
@@ -78,10 +77,12 @@ pub(crate) fn merge_segments(
     let Some(first) = sources.first() else {
         return Err(PlaidError::Internal("nothing to merge".into()));
     };
-    // Kept documents: lengths, ids, and per source the token ranges to copy (adjacent kept
-    // documents coalesced).
+    // Kept documents: lengths, ids, stored fields (staged through a spill file like a
+    // writer's), and per source the token ranges to copy (adjacent kept documents coalesced).
     let mut doclens = Vec::new();
     let mut ids = StagedIds::default();
+    let mut lens: Vec<(u32, u32)> = Vec::new();
+    let mut spill: Option<Spill> = None;
     let mut ranges: Vec<Vec<(usize, usize)>> = Vec::with_capacity(sources.len());
     let mut next = first.meta.doc_start;
     for s in sources {
@@ -99,6 +100,14 @@ pub(crate) fn merge_segments(
             let (a, b) = s.token_range(l);
             doclens.push((b - a) as u32);
             ids.push(s.id(l));
+            let (t, m) = (s.text(l)?.as_bytes(), s.metadata(l)?.as_bytes());
+            if spill.is_none() && !(t.is_empty() && m.is_empty()) {
+                spill = Some(Spill::create(dir, generation)?);
+            }
+            lens.push(match spill.as_mut() {
+                Some(sp) => sp.append_fields(t, m)?,
+                None => (0, 0),
+            });
             match r.last_mut() {
                 Some(last) if last.1 == a => last.1 = b,
                 _ => r.push((a, b)),
@@ -158,29 +167,6 @@ pub(crate) fn merge_segments(
                 at += (t1 - t0) as u64;
                 t0 = t1;
             }
-        }
-    }
-    // Stored texts and metadata, staged through a spill file like a writer's.
-    let mut lens: Vec<(u32, u32)> = Vec::with_capacity(doclens.len());
-    let mut spill: Option<Spill> = None;
-    for s in sources {
-        for l in 0..s.meta.n_docs {
-            if !keep(s.meta.doc_start + l) {
-                continue;
-            }
-            let (t, m) = (s.text(l)?.as_bytes(), s.metadata(l)?.as_bytes());
-            if spill.is_none() && !(t.is_empty() && m.is_empty()) {
-                spill = Some(Spill::create(dir, generation)?);
-            }
-            if let Some(sp) = spill.as_mut() {
-                for b in [t, m] {
-                    sp.out
-                        .write_all(b)
-                        .map_err(|e| PlaidError::io("writing", &sp.path, e))?;
-                }
-                sp.rows += t.len() + m.len();
-            }
-            lens.push((t.len() as u32, m.len() as u32));
         }
     }
     let map: Option<Mmap> = spill.as_mut().map(Spill::map).transpose()?.flatten();

@@ -173,6 +173,18 @@ impl Spill {
 }
 
 impl Spill {
+    /// Appends one document's stored text then metadata (a stored-field spill counts bytes in
+    /// `rows`); returns their lengths, as `StagedFields::lens` holds them.
+    pub fn append_fields(&mut self, text: &[u8], metadata: &[u8]) -> Result<(u32, u32)> {
+        for b in [text, metadata] {
+            self.out
+                .write_all(b)
+                .map_err(|e| PlaidError::io("writing", &self.path, e))?;
+        }
+        self.rows += text.len() + metadata.len();
+        Ok((text.len() as u32, metadata.len() as u32))
+    }
+
     /// Flushes and maps what was written (`None` when nothing was).
     pub fn map(&mut self) -> Result<Option<memmap2::Mmap>> {
         self.out

@@ -171,11 +171,6 @@ impl Writer {
         self.options = Some(o);
     }
 
-    /// The committed state this transaction started from.
-    pub(crate) fn base(&self) -> &Snapshot {
-        &self.base
-    }
-
     /// Makes this transaction merge every segment into one, dropping deleted documents.
     pub(crate) fn set_compact(&mut self) {
         self.compact = true;
@@ -387,14 +382,7 @@ impl Writer {
         for d in fields {
             let t = d.text.as_deref().unwrap_or("").as_bytes();
             let m = d.metadata.as_deref().unwrap_or("").as_bytes();
-            for b in [t, m] {
-                spill
-                    .out
-                    .write_all(b)
-                    .map_err(|e| PlaidError::io("writing", &spill.path, e))?;
-            }
-            spill.rows += t.len() + m.len();
-            self.field_lens.push((t.len() as u32, m.len() as u32));
+            self.field_lens.push(spill.append_fields(t, m)?);
         }
         Ok(())
     }
@@ -420,7 +408,11 @@ impl Writer {
         let base = self.base.clone();
         let m0 = &base.manifest;
         let rebuild = matches!(self.mode, Mode::Rebuild);
-        if self.ids.is_empty() && self.deletes.is_empty() && !rebuild && !self.compact {
+        if self.ids.is_empty()
+            && self.deletes.is_empty()
+            && !rebuild
+            && !(self.compact && worth_compacting(m0))
+        {
             return Ok(CommitInfo {
                 generation: m0.generation,
                 added: 0,
@@ -613,13 +605,10 @@ impl Writer {
             self.compact || (!rebuild && m1.deleted_docs > 0 && m1.deleted_docs >= m1.live_docs);
         let take = if rebuild {
             0
+        } else if compact && worth_compacting(&m1) {
+            m1.segments.len()
         } else if compact {
-            let all = m1.segments.len();
-            if all >= 2 || m1.deleted_docs > 0 {
-                all
-            } else {
-                0
-            }
+            0
         } else {
             let tokens: Vec<u64> = m1.segments.iter().map(|s| s.n_tokens).collect();
             merge::tail_to_merge(&tokens)
@@ -694,6 +683,12 @@ impl Writer {
         storage::gc(&dir, &m1);
         Ok(info)
     }
+}
+
+/// Whether merging every segment would change anything: several segments, or deleted
+/// documents to drop. (Compacting otherwise is a no-op, and commits nothing.)
+fn worth_compacting(m: &Manifest) -> bool {
+    m.segments.len() >= 2 || m.deleted_docs > 0
 }
 
 struct Trained {
