@@ -13,8 +13,9 @@ What it writes into <out_dir>:
                         -> F.normalize(p=2, dim=-1, eps=1e-12) at ALL positions
                       inputs : input_ids, attention_mask[, token_type_ids]  (int64 [batch, sequence])
                       output : embeddings                                   (float32 [batch, sequence, dim])
-  * model_int8.onnx   onnxruntime.quantization.quantize_dynamic(weight_type=QInt8)   (unless --no-int8;
-                      --int8-per-channel adds per_channel=True)
+  * model_int8.onnx   tools/quantize_int8.py: quantize_dynamic(weight_type=QInt8, per_channel=True,
+                      reduce_range=True) (unless --no-int8; --no-int8-per-channel and
+                      --no-int8-reduce-range undo the two settings)
   * the PyLate folder's config files, copied byte for byte (no weight files):
       config_sentence_transformers.json, modules.json, sentence_bert_config.json,
       config.json, tokenizer.json, tokenizer_config.json, special_tokens_map.json,
@@ -226,7 +227,13 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--int8-per-channel",
         action="store_true",
-        help="quantize_dynamic(..., per_channel=True): per-output-channel weight scales (much closer to fp32 for MiniLM)",
+        help="(the default now) per-output-channel weight scales (much closer to fp32 for MiniLM)",
+    )
+    ap.add_argument("--no-int8-per-channel", action="store_true", help="one weight scale per tensor")
+    ap.add_argument(
+        "--no-int8-reduce-range",
+        action="store_true",
+        help="8-bit instead of 7-bit int8 weights: CPUs without VNNI then saturate (see tools/quantize_int8.py)",
     )
     args = ap.parse_args(argv)
 
@@ -273,13 +280,10 @@ def main(argv=None) -> int:
     paths = {"fp32": fp32_path}
     int8_path = out / "model_int8.onnx"
     if not args.no_int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        import quantize_int8
 
-        quantize_dynamic(
-            model_input=str(fp32_path),
-            model_output=str(int8_path),
-            weight_type=QuantType.QInt8,
-            per_channel=args.int8_per_channel,
+        int8_settings = quantize_int8.quantize(
+            fp32_path, int8_path, per_channel=not args.no_int8_per_channel, reduce_range=not args.no_int8_reduce_range
         )
         paths["int8"] = int8_path
         print(f"wrote {int8_path} ({int8_path.stat().st_size / 1e6:.2f} MB)")
@@ -329,7 +333,7 @@ def main(argv=None) -> int:
         "dense_layers": dense_cfg,
         "attn_implementation_traced": args.attn,
         "constant_folding": True,
-        "int8": None if "int8" not in paths else {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8", "per_channel": args.int8_per_channel, "reduce_range": False},
+        "int8": None if "int8" not in paths else int8_settings,
         "files": files,
         "copied_config_files": copied,
         "pylate_config": {
