@@ -118,6 +118,17 @@ pub(crate) fn search(
         )));
     }
     let (_, _, _, n_exact) = params.resolve();
+    // So few live documents that exact scoring of all of them is within the exact-scoring
+    // budget: score them all, so a search returns min(k, live documents) hits however sparse
+    // the centroids' lists have become (e.g. after most documents were deleted).
+    let subset_docs = match subset_docs {
+        None if snap.manifest.live_docs <= n_exact as u64 => Some(
+            (0..snap.manifest.next_doc)
+                .filter(|&d| snap.is_live(d))
+                .collect(),
+        ),
+        s => s,
+    };
     let eligible: Option<Vec<bool>> = match &subset_docs {
         Some(docs) if docs.len() > n_exact => Some(eligible_centroids(snap, docs, cb.k)?),
         _ => None,
@@ -233,8 +244,20 @@ fn search_one(
                 }
                 _ => n_probe,
             };
-            let probed = candidates::probe(&scores, nq, cb.k, n_probe, eligible);
-            let cands = candidates::candidates(snap, &probed, subset)?;
+            // Probing too few centroids to find k documents (a sparse or selective scope)
+            // probes four times as many, up to all of them.
+            let wanted = params
+                .k
+                .min(subset.map_or(snap.manifest.live_docs as usize, <[u32]>::len));
+            let mut n_probe = n_probe;
+            let cands = loop {
+                let probed = candidates::probe(&scores, nq, cb.k, n_probe, eligible);
+                let cands = candidates::candidates(snap, &probed, subset)?;
+                if cands.len() >= wanted || n_probe >= cb.k {
+                    break cands;
+                }
+                n_probe = n_probe.saturating_mul(4).min(cb.k);
+            };
             if cancel() {
                 return Err(PlaidError::Aborted);
             }
