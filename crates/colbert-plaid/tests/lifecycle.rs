@@ -773,3 +773,41 @@ fn half_deleted_compacts_automatically() {
         3
     );
 }
+
+/// A search returns min(k, live documents in scope) hits however sparse the IVF lists are:
+/// with most documents deleted, and with so many centroids that one probe finds too few.
+#[test]
+fn sparse_indexes_still_return_k_hits() {
+    let t = TempDir::new("sparse");
+    let c = Corpus::new(21, 300, DIM, 4, 12);
+    let idx = build(t.path(), &c, 0..300);
+    let q = c.queries(12, 5, 11);
+    let deleted: Vec<String> = c.ids[2..].to_vec();
+    assert_eq!(idx.delete(&deleted).unwrap(), 298);
+    for hits in idx
+        .search(q.view(), &SearchParams::new(10), None, &no_cancel)
+        .unwrap()
+    {
+        let mut got: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![c.ids[0].as_str(), c.ids[1].as_str()]);
+    }
+
+    // One token per document, 1,024 centroids for 400 tokens: a one-token query's best
+    // centroid holds about one document, so one probe alone would find fewer than k.
+    let t2 = TempDir::new("sparse-probe");
+    let one = Corpus::new(22, 400, DIM, 1, 1);
+    let idx = PlaidIndex::create(t2.path(), opts(1024), false).unwrap();
+    let mut w = idx.writer().unwrap();
+    w.push(one.ids.clone(), one.docs.view()).unwrap();
+    w.commit(&no_cancel, &|_| {}).unwrap();
+    let query = Embeddings::from_items(DIM, vec![one.docs.item(0).to_vec()]);
+    let p = SearchParams {
+        candidates: Some(100),
+        exact_candidates: Some(100),
+        ..SearchParams::new(10)
+    };
+    let hits = idx.search(query.view(), &p, None, &no_cancel).unwrap();
+    assert_eq!(hits[0].len(), 10);
+    assert_eq!(hits[0][0].id, one.ids[0]);
+}
