@@ -17,9 +17,11 @@ export type {
   MetadataFilter,
   PlaidIndexInfo,
   PlaidIndexOptions,
+  ReplaceAllOptions,
   SearchHit,
   SearchOptions,
   StoredDocument,
+  TrainingOptions,
 } from './src/plaid_index'
 export { Retriever } from './src/retrieve'
 export type { RetrieveOptions } from './src/retrieve'

@@ -3,6 +3,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { spawnSync } from 'node:child_process'
 import { Worker } from 'node:worker_threads'
 
 import test from 'ava'
@@ -229,7 +230,7 @@ test('bad input gives coded errors and changes nothing', async (t) => {
   t.is(await code(index.search(slice(d, 0, 1))), 'CLOSED')
 })
 
-test('a second writer is INDEX_LOCKED; an aborted add leaves the index unchanged', async (t) => {
+test('writes from one process queue in order; another process gets INDEX_LOCKED; an aborted add leaves the index unchanged', async (t) => {
   const { ids, d } = await setup
   const index = await PlaidIndex.create(tmp(), { numCentroids: 64 })
   await index.add(ids.slice(0, 50), slice(d, 0, 50))
@@ -242,15 +243,36 @@ test('a second writer is INDEX_LOCKED; an aborted add leaves the index unchanged
   const controller = new AbortController()
   const pending = index.add(slow(), { signal: controller.signal })
   await new Promise((r) => setTimeout(r, 50))
-  const locked = await t.throwsAsync(index.add(ids.slice(60, 61), slice(d, 60, 61)), { instanceOf: ColbertError })
-  t.is(locked?.code, 'INDEX_LOCKED')
+  // Behind the open transaction: an add on this handle, a delete on a second handle.
+  const other = await PlaidIndex.open(index.dir)
+  const order: string[] = []
+  const second = index.add(ids.slice(60, 61), slice(d, 60, 61)).then((r) => (order.push('add'), r))
+  const deleted = other.delete([ids[0]]).then((n) => (order.push('delete'), n))
+  // A queued add that is aborted rejects at once and never runs.
+  const abortQueued = new AbortController()
+  const queued = index.add(ids.slice(61, 62), slice(d, 61, 62), { signal: abortQueued.signal })
+  abortQueued.abort()
+  t.is((await t.throwsAsync(queued, { instanceOf: ColbertError }))?.code, 'ABORTED')
+  // Another process is refused while this one writes.
+  const child = spawnSync(
+    process.execPath,
+    ['-e', `require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))}).PlaidIndex.open(process.argv[1]).then((i) => i.delete(['x'])).then(() => console.log('deleted'), (e) => console.log(e.code))`, index.dir],
+    { encoding: 'utf8' },
+  )
+  t.is(child.stdout.trim(), 'INDEX_LOCKED', child.stderr)
+  t.deepEqual(order, [], 'nothing queued ran while the transaction was open')
   controller.abort()
   release()
   const aborted = await t.throwsAsync(pending, { instanceOf: ColbertError })
   t.is(aborted?.code, 'ABORTED')
-  t.is(index.info.documents, 50)
-  await index.add(ids.slice(60, 61), slice(d, 60, 61))
-  t.is(index.info.documents, 51, 'the lock was released')
+  t.is((await second).added, 1)
+  t.is(await deleted, 1)
+  t.deepEqual(order, ['add', 'delete'], 'queued writes ran in the order they were called')
+  await index.refresh()
+  t.is(index.info.documents, 50, '50 + 1 added - 1 deleted; the aborted adds left nothing')
+  t.deepEqual(await index.documents([ids[61]]), [null])
+  await other.close()
+  await index.close()
 })
 
 test('searches running while an add commits see the old or the new state, never a mix', async (t) => {

@@ -8,7 +8,8 @@ import { native, type Native } from './native'
 import { guard } from './progress'
 import { threadBudget } from './runtime'
 
-export interface PlaidIndexOptions {
+/** How the codebook is trained (`create`, `replaceAll`). */
+export interface TrainingOptions {
   /** Bits per residual dimension: 1, 2 or 4 (default 4). */
   nbits?: 1 | 2 | 4
   /** k-means iterations (default 4). */
@@ -19,7 +20,13 @@ export interface PlaidIndexOptions {
   seed?: number
   /** k-means point cap per centroid (default 256). */
   maxPointsPerCentroid?: number
-  /** Replace an existing index in `dir` (default false: `INDEX_EXISTS`). */
+}
+
+export interface PlaidIndexOptions extends TrainingOptions {
+  /**
+   * Replace an existing index in `dir` with an empty one, as one transaction (default false:
+   * `INDEX_EXISTS`). Only an index (or an empty folder) is replaced, never other files.
+   */
   overwrite?: boolean
 }
 
@@ -93,6 +100,9 @@ export interface AddOptions {
   onProgress?: (progress: AddProgress) => void
 }
 
+/** Options of `replaceAll`: those of `add` (but `replace`) plus training options for the new codebook. */
+export interface ReplaceAllOptions extends Omit<AddOptions, 'replace'>, TrainingOptions {}
+
 export interface AddResult {
   added: number
   /** With `replace`: live documents replaced (deleted in the same transaction). */
@@ -145,7 +155,10 @@ export interface DocumentBatch {
   documents?: readonly (StoredDocument | null | undefined)[]
 }
 
-const CREATE_KEYS = new Set(['nbits', 'kmeansIterations', 'numCentroids', 'seed', 'maxPointsPerCentroid', 'overwrite'])
+const TRAINING_KEYS = ['nbits', 'kmeansIterations', 'numCentroids', 'seed', 'maxPointsPerCentroid'] as const
+const CREATE_KEYS = new Set<string>([...TRAINING_KEYS, 'overwrite'])
+const ADD_KEYS = new Set(['documents', 'replace', 'signal', 'onProgress'])
+const REPLACE_ALL_KEYS = new Set<string>([...TRAINING_KEYS, 'documents', 'signal', 'onProgress'])
 const SEARCH_KEYS = new Set([
   'k',
   'nProbe',
@@ -209,6 +222,54 @@ function checkIds(ids: unknown, n: number, what = 'ids'): string[] {
   return ids as string[]
 }
 
+/** Checks training options (`create`, `replaceAll`) and converts them for the native layer. */
+function trainingOptions(options: TrainingOptions): Native.NativeIndexOptions {
+  if (options.nbits !== undefined && ![1, 2, 4].includes(options.nbits)) throw invalidArgument('nbits must be 1, 2 or 4')
+  if (options.seed !== undefined && (!Number.isSafeInteger(options.seed) || options.seed < 0)) {
+    throw invalidArgument('seed must be a non-negative integer')
+  }
+  return {
+    nbits: options.nbits,
+    kmeansIterations: positiveInt(options.kmeansIterations, 'kmeansIterations'),
+    numCentroids: positiveInt(options.numCentroids, 'numCentroids'),
+    seed: options.seed,
+    maxPointsPerCentroid: positiveInt(options.maxPointsPerCentroid, 'maxPointsPerCentroid'),
+  }
+}
+
+/** The batches and options of `add(ids, embeddings, options?)` or `add(batches, options?)`. */
+function addArguments<O extends AddOptions>(
+  idsOrBatches: unknown,
+  embeddingsOrOptions: unknown,
+  maybeOptions: O | undefined,
+): { batches: Iterable<DocumentBatch> | AsyncIterable<DocumentBatch>; options: O } {
+  const arrayOfBatches = Array.isArray(idsOrBatches) && idsOrBatches.length > 0 && typeof idsOrBatches[0] === 'object' && idsOrBatches[0] !== null
+  let batches: Iterable<DocumentBatch> | AsyncIterable<DocumentBatch>
+  let options: O
+  if (Array.isArray(idsOrBatches) && !arrayOfBatches) {
+    const e = embeddingsOrOptions
+    if (isAsyncIterable(e) || isIterable(e)) throw invalidArgument('pass either (ids, embeddings) or a stream of { ids, embeddings }')
+    assertEmbeddings(e, 'embeddings')
+    checkIds(idsOrBatches, count(e))
+    options = maybeOptions ?? ({} as O)
+    if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object')
+    batches = [{ ids: idsOrBatches, embeddings: e, documents: options.documents }]
+  } else if (isAsyncIterable(idsOrBatches) || isIterable(idsOrBatches)) {
+    batches = idsOrBatches
+    options = (embeddingsOrOptions as O | undefined) ?? ({} as O)
+  } else if (idsOrBatches == null && (isAsyncIterable(embeddingsOrOptions) || isIterable(embeddingsOrOptions))) {
+    batches = embeddingsOrOptions
+    options = maybeOptions ?? ({} as O)
+  } else {
+    throw invalidArgument('add takes (ids: string[], embeddings: Embeddings) or an (async) iterable of { ids, embeddings }')
+  }
+  if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object')
+  if ((arrayOfBatches || !Array.isArray(idsOrBatches)) && options.documents !== undefined) {
+    throw invalidArgument('with a stream of batches, pass documents in each batch ({ ids, embeddings, documents })')
+  }
+  return { batches, options }
+}
+
 function addResult(info: Native.NativeCommitInfo): AddResult {
   return {
     added: info.added,
@@ -256,23 +317,11 @@ export class PlaidIndex {
   static async create(dir: string, options: PlaidIndexOptions = {}): Promise<PlaidIndex> {
     if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('the index path must be a non-empty string')
     checkKeys(options, CREATE_KEYS, 'option')
-    if (options.nbits !== undefined && ![1, 2, 4].includes(options.nbits)) throw invalidArgument('nbits must be 1, 2 or 4')
-    if (options.seed !== undefined && (!Number.isSafeInteger(options.seed) || options.seed < 0)) {
-      throw invalidArgument('seed must be a non-negative integer')
-    }
+    const training = trainingOptions(options)
     if (options.overwrite !== undefined && typeof options.overwrite !== 'boolean') throw invalidArgument('overwrite must be a boolean')
     threadBudget()
     try {
-      return new PlaidIndex(
-        await native.createPlaidIndex(path.resolve(dir), {
-          nbits: options.nbits,
-          kmeansIterations: positiveInt(options.kmeansIterations, 'kmeansIterations'),
-          numCentroids: positiveInt(options.numCentroids, 'numCentroids'),
-          seed: options.seed,
-          maxPointsPerCentroid: positiveInt(options.maxPointsPerCentroid, 'maxPointsPerCentroid'),
-          overwrite: options.overwrite,
-        }),
-      )
+      return new PlaidIndex(await native.createPlaidIndex(path.resolve(dir), { ...training, overwrite: options.overwrite }))
     } catch (e) {
       throw fromNative(e)
     }
@@ -299,43 +348,49 @@ export class PlaidIndex {
    * Adds documents in one transaction: `add(ids, embeddings)`, or a stream `add(batches)` of
    * `{ ids, embeddings }` (sync or async iterable) whose memory stays bounded by one batch plus
    * the k-means sample. Ids must be unique, and new unless `replace` is set. Nothing is visible
-   * until it resolves; on error or abort the index is unchanged.
+   * until it resolves; on error or abort the index is unchanged. Writes to one index from one
+   * process (`add`, `replaceAll`, `delete`, `compact`, `rebuild`, from any handle or worker
+   * thread) run one at a time in the order they were called; `INDEX_LOCKED` means another
+   * process is writing.
    */
   async add(
     idsOrBatches: readonly string[] | Iterable<DocumentBatch> | AsyncIterable<DocumentBatch> | null | undefined,
     embeddingsOrOptions?: Embeddings | Iterable<DocumentBatch> | AsyncIterable<DocumentBatch> | AddOptions,
     maybeOptions?: AddOptions,
   ): Promise<AddResult> {
-    let batches: Iterable<DocumentBatch> | AsyncIterable<DocumentBatch>
-    let options: AddOptions
-    const arrayOfBatches = Array.isArray(idsOrBatches) && idsOrBatches.length > 0 && typeof idsOrBatches[0] === 'object' && idsOrBatches[0] !== null
-    if (Array.isArray(idsOrBatches) && !arrayOfBatches) {
-      const e = embeddingsOrOptions
-      if (isAsyncIterable(e) || isIterable(e)) throw invalidArgument('pass either (ids, embeddings) or a stream of { ids, embeddings }')
-      assertEmbeddings(e, 'embeddings')
-      checkIds(idsOrBatches, count(e))
-      options = maybeOptions ?? {}
-      if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object')
-      batches = [{ ids: idsOrBatches, embeddings: e, documents: options.documents }]
-    } else if (isAsyncIterable(idsOrBatches) || isIterable(idsOrBatches)) {
-      batches = idsOrBatches
-      options = (embeddingsOrOptions as AddOptions | undefined) ?? {}
-    } else if (idsOrBatches == null && (isAsyncIterable(embeddingsOrOptions) || isIterable(embeddingsOrOptions))) {
-      batches = embeddingsOrOptions
-      options = maybeOptions ?? {}
-    } else {
-      throw invalidArgument('add takes (ids: string[], embeddings: Embeddings) or an (async) iterable of { ids, embeddings }')
-    }
-    if ((arrayOfBatches || !Array.isArray(idsOrBatches)) && options.documents !== undefined) {
-      throw invalidArgument('with a stream of batches, pass documents in each batch ({ ids, embeddings, documents })')
-    }
+    const { batches, options } = addArguments(idsOrBatches, embeddingsOrOptions, maybeOptions)
+    checkKeys(options, ADD_KEYS, 'add option')
+    if (options.replace !== undefined && typeof options.replace !== 'boolean') throw invalidArgument('replace must be a boolean')
+    return this.#transaction(batches, options, options.replace === true, undefined)
+  }
+
+  /**
+   * Replaces every document of the index with these, in one transaction: the codebook is
+   * trained afresh on the new documents (with the index's training options, or those given),
+   * searches see the old documents until it resolves, and on error or abort nothing changes.
+   * Takes the same arguments as `add`.
+   */
+  async replaceAll(
+    idsOrBatches: readonly string[] | Iterable<DocumentBatch> | AsyncIterable<DocumentBatch> | null | undefined,
+    embeddingsOrOptions?: Embeddings | Iterable<DocumentBatch> | AsyncIterable<DocumentBatch> | ReplaceAllOptions,
+    maybeOptions?: ReplaceAllOptions,
+  ): Promise<AddResult> {
+    const { batches, options } = addArguments(idsOrBatches, embeddingsOrOptions, maybeOptions)
+    checkKeys(options, REPLACE_ALL_KEYS, 'replaceAll option')
+    return this.#transaction(batches, options, false, trainingOptions(options))
+  }
+
+  /** One add or replace-all transaction: queue for the writer, push every batch, commit. */
+  async #transaction(
+    batches: Iterable<DocumentBatch> | AsyncIterable<DocumentBatch>,
+    options: AddOptions,
+    replace: boolean,
+    replaceAll: Native.NativeIndexOptions | undefined,
+  ): Promise<AddResult> {
     const signal = checkSignal(options.signal)
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress must be a function')
     const progress = guard(options.onProgress, 'onProgress')
-    if (options.replace !== undefined && typeof options.replace !== 'boolean') throw invalidArgument('replace must be a boolean')
-    const replace = options.replace === true
-    if (signal?.aborted) throw abortError(signal)
-    const writer = callNative(() => this.#native.writer())
+    const writer = await this.#writer(signal, replaceAll)
     let committed = false
     try {
       let documents = 0
@@ -364,6 +419,35 @@ export class PlaidIndex {
     } finally {
       if (!committed) writer.abort()
     }
+  }
+
+  /**
+   * A writer, once this process's earlier writes to the index are done. An abort while
+   * waiting rejects at once; the writer, if it comes later, is released unused.
+   */
+  async #writer(signal: AbortSignal | undefined, replaceAll: Native.NativeIndexOptions | undefined): Promise<Native.NativeWriter> {
+    return withCancel(signal, (token) => {
+      const pending = this.#native.writer(token, replaceAll)
+      if (!signal) return pending
+      return new Promise<Native.NativeWriter>((resolve, reject) => {
+        const onAbort = () => {
+          reject(abortError(signal))
+          pending.then((w) => w.abort(), () => undefined)
+        }
+        signal.addEventListener('abort', onAbort, { once: true })
+        pending.then(
+          (w) => {
+            signal.removeEventListener('abort', onAbort)
+            if (signal.aborted) w.abort()
+            resolve(w)
+          },
+          (e) => {
+            signal.removeEventListener('abort', onAbort)
+            reject(e)
+          },
+        )
+      })
+    })
   }
 
   /** Deletes documents by id in one transaction; unknown ids are ignored. Returns how many were deleted. */

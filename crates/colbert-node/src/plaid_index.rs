@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use colbert_embeddings::EmbeddingsView;
 use colbert_encode::schedule;
 use colbert_plaid::{
-    CommitInfo, DocumentFields, Filter, IndexOptions, OpenOptions, PlaidIndex, Progress,
-    SearchParams, Writer,
+    CommitInfo, DocumentFields, Filter, IndexOptions, OpenOptions, PlaidError, PlaidIndex,
+    Progress, SearchParams, Writer,
 };
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -133,6 +133,20 @@ pub fn create_plaid_index<'env>(
     dir: String,
     options: NativeIndexOptions,
 ) -> Result<Object<'env>> {
+    let opts = index_options(options)?;
+    let overwrite = opts.1;
+    let dir = PathBuf::from(dir);
+    tasks::spawn_write(
+        env,
+        &dir.clone(),
+        1,
+        move |turn| PlaidIndex::create_in(&dir, opts.0, overwrite, turn).map_err(plaid_error),
+        |index| Ok(wrap(index)),
+    )
+}
+
+/// Training options (and `overwrite`) from their JavaScript form.
+fn index_options(options: NativeIndexOptions) -> Result<(IndexOptions, bool)> {
     let defaults = IndexOptions::default();
     let opts = IndexOptions {
         nbits: options.nbits.map_or(defaults.nbits, |n| n.min(255) as u8),
@@ -150,13 +164,7 @@ pub fn create_plaid_index<'env>(
             .map_or(defaults.max_points_per_centroid, |n| n as usize),
         threads: Some(budget()),
     };
-    let overwrite = options.overwrite.unwrap_or(false);
-    tasks::spawn(
-        env,
-        1,
-        move || PlaidIndex::create(&PathBuf::from(dir), opts, overwrite).map_err(plaid_error),
-        |index| Ok(wrap(index)),
-    )
+    Ok((opts, options.overwrite.unwrap_or(false)))
 }
 
 /// Opens an index folder (mmap; usable at once).
@@ -237,23 +245,56 @@ impl NativePlaidIndex {
         self.inner.dir().display().to_string()
     }
 
-    /// Starts an add transaction (takes the cross-process writer lock; `INDEX_LOCKED` if held).
-    #[napi(catch_unwind)]
-    pub fn writer(&self) -> Result<NativeWriter> {
-        let w = self.inner.writer().map_err(plaid_error)?;
-        Ok(NativeWriter {
-            inner: Arc::new(Mutex::new(Some(w))),
-        })
+    /// Starts an add transaction once this process's earlier writes to the index are done,
+    /// taking the cross-process writer lock (`INDEX_LOCKED`: another process writes). With
+    /// `replaceAll`, the transaction replaces every document (retraining with those options).
+    #[napi(catch_unwind, ts_return_type = "Promise<NativeWriter>")]
+    pub fn writer<'env>(
+        &self,
+        env: &'env Env,
+        cancel: &CancelToken,
+        replace_all: Option<NativeIndexOptions>,
+    ) -> Result<Object<'env>> {
+        let replace_all = replace_all.map(index_options).transpose()?;
+        let index = Arc::clone(&self.inner);
+        let token = cancel.inner.clone();
+        tasks::spawn_write(
+            env,
+            self.inner.dir(),
+            1,
+            move |turn| {
+                if token.is_cancelled() {
+                    return Err(plaid_error(PlaidError::Aborted));
+                }
+                let mut w = index.writer_in(turn).map_err(plaid_error)?;
+                if let Some((options, _)) = &replace_all {
+                    w.replace_all(Some(options)).map_err(plaid_error)?;
+                }
+                Ok(w)
+            },
+            |w| {
+                Ok(NativeWriter {
+                    inner: Arc::new(Mutex::new(Some(w))),
+                })
+            },
+        )
     }
 
-    /// Deletes documents by id in one transaction; returns how many were live.
+    /// Deletes documents by id in one transaction (after this process's earlier writes);
+    /// returns how many were live.
     #[napi(catch_unwind, ts_return_type = "Promise<number>")]
     pub fn delete<'env>(&self, env: &'env Env, ids: Vec<String>) -> Result<Object<'env>> {
         let index = Arc::clone(&self.inner);
-        tasks::spawn(
+        tasks::spawn_write(
             env,
+            self.inner.dir(),
             1,
-            move || index.delete(&ids).map_err(plaid_error),
+            move |turn| {
+                index
+                    .writer_in(turn)
+                    .and_then(|w| w.delete_and_commit(&ids))
+                    .map_err(plaid_error)
+            },
             |n| Ok(n as u32),
         )
     }
@@ -361,7 +402,7 @@ impl NativePlaidIndex {
         cancel: &CancelToken,
         on_progress: Option<ProgressCallback>,
     ) -> Result<Object<'env>> {
-        self.whole_index(env, cancel, on_progress, |i, c, p| i.compact(c, p))
+        self.whole_index(env, cancel, on_progress, |w, c, p| w.compact(c, p))
     }
 
     /// Retrains the codebook on the live documents and compacts deleted ones away, in one
@@ -373,7 +414,7 @@ impl NativePlaidIndex {
         cancel: &CancelToken,
         on_progress: Option<ProgressCallback>,
     ) -> Result<Object<'env>> {
-        self.whole_index(env, cancel, on_progress, |i, c, p| i.rebuild(None, c, p))
+        self.whole_index(env, cancel, on_progress, |w, c, p| w.rebuild(None, c, p))
     }
 
     /// Picks up a newer committed state written by another handle or process.
@@ -390,16 +431,16 @@ impl NativePlaidIndex {
     }
 }
 
-/// A whole-index transaction of the engine: (index, cancel, progress) → commit.
+/// A whole-index transaction of the engine: (writer, cancel, progress) → commit.
 type WholeIndexRun = fn(
-    &PlaidIndex,
+    Writer,
     &(dyn Fn() -> bool + Sync),
     &(dyn Fn(Progress) + Sync),
 ) -> colbert_plaid::Result<CommitInfo>;
 
 impl NativePlaidIndex {
     /// Runs a whole-index transaction (`compact`, `rebuild`) as one task holding the thread
-    /// budget, with cancellation and progress.
+    /// budget, after this process's earlier writes, with cancellation and progress.
     fn whole_index<'env>(
         &self,
         env: &'env Env,
@@ -409,12 +450,17 @@ impl NativePlaidIndex {
     ) -> Result<Object<'env>> {
         let index = Arc::clone(&self.inner);
         let token = cancel.inner.clone();
-        tasks::spawn(
+        tasks::spawn_write(
             env,
+            self.inner.dir(),
             budget(),
-            move || {
+            move |turn| {
+                if token.is_cancelled() {
+                    return Err(plaid_error(PlaidError::Aborted));
+                }
                 let report = reporter(&on_progress);
-                run(&index, &|| token.is_cancelled(), &report).map_err(plaid_error)
+                let writer = index.writer_in(turn).map_err(plaid_error)?;
+                run(writer, &|| token.is_cancelled(), &report).map_err(plaid_error)
             },
             |c| Ok(commit_info(c)),
         )

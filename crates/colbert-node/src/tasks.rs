@@ -1,10 +1,14 @@
 //! Running engine work off the JavaScript thread: every call becomes a task on the shared
 //! scheduler (`colbert_encode::schedule`), holding permits of the one thread budget, and settles
-//! its promise when done. A panic becomes an `INTERNAL` error.
+//! its promise when done. A panic becomes an `INTERNAL` error. Index writes first wait, without
+//! blocking any thread, for this process's write turn on their folder, so writes from one
+//! process are queued in order rather than refused.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 
 use colbert_encode::schedule;
+use colbert_plaid::WriteTurn;
 use napi::bindgen_prelude::*;
 
 use crate::errors::{internal, Settle};
@@ -22,6 +26,39 @@ where
     R: ToNapiValue + 'static,
 {
     let (deferred, promise): (Settle<R>, _) = env.create_deferred()?;
+    submit(deferred, permits, work, finish);
+    Ok(promise)
+}
+
+/// [`spawn`] for a write to the index folder `dir`: the task is submitted once this process's
+/// earlier writes to `dir` are done (in the order asked), and `work` gets the write turn.
+pub fn spawn_write<'env, T, R>(
+    env: &'env Env,
+    dir: &Path,
+    permits: usize,
+    work: impl FnOnce(WriteTurn) -> Result<T> + Send + 'static,
+    finish: impl FnOnce(T) -> Result<R> + Send + 'static,
+) -> Result<Object<'env>>
+where
+    T: Send + 'static,
+    R: ToNapiValue + 'static,
+{
+    let (deferred, promise): (Settle<R>, _) = env.create_deferred()?;
+    WriteTurn::queue(dir, move |turn| {
+        submit(deferred, permits, move || work(turn), finish)
+    });
+    Ok(promise)
+}
+
+fn submit<T, R>(
+    deferred: Settle<R>,
+    permits: usize,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+    finish: impl FnOnce(T) -> Result<R> + Send + 'static,
+) where
+    T: Send + 'static,
+    R: ToNapiValue + 'static,
+{
     schedule::submit(move || {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let _permit = schedule::acquire(permits);
@@ -33,5 +70,4 @@ where
             Err(e) => deferred.reject(e),
         }
     });
-    Ok(promise)
 }

@@ -6,14 +6,13 @@ use std::sync::{Arc, RwLock};
 
 use colbert_embeddings::{Embeddings, EmbeddingsView};
 
-use crate::codec::check_nbits;
 use crate::error::{PlaidError, Result};
 use crate::filter::Filter;
 use crate::format::FORMAT_VERSION;
 use crate::manifest::{self, Manifest, StoredOptions, MANIFEST};
 use crate::search::{self, Hit, SearchParams};
 use crate::snapshot::Snapshot;
-use crate::storage::{self, WriterLock};
+use crate::storage::{self, WriteTurn, WriterLock};
 use crate::writer::{CommitInfo, DocumentFields, Mode, Progress, Writer};
 
 /// Options for [`PlaidIndex::create`] (training options are persisted; `threads` is not).
@@ -47,7 +46,7 @@ impl Default for IndexOptions {
 }
 
 impl IndexOptions {
-    fn stored(&self) -> Result<StoredOptions> {
+    pub(crate) fn stored(&self) -> Result<StoredOptions> {
         if !matches!(self.nbits, 1 | 2 | 4) {
             return Err(PlaidError::invalid(format!(
                 "nbits must be 1, 2 or 4, got {}",
@@ -223,6 +222,23 @@ impl PlaidIndex {
     /// `INDEX_EXISTS` unless `overwrite`; overwriting only replaces an existing index (as one
     /// transaction: readers of the old index keep their snapshot), never foreign files.
     pub fn create(dir: &Path, options: IndexOptions, overwrite: bool) -> Result<PlaidIndex> {
+        let turn = WriteTurn::try_take(dir).ok_or_else(|| {
+            PlaidError::Locked(format!(
+                "{} (by another transaction of this process)",
+                dir.display()
+            ))
+        })?;
+        Self::create_in(dir, options, overwrite, turn)
+    }
+
+    /// [`Self::create`] with this process's write turn for `dir` in hand (see
+    /// [`WriteTurn::queue`]), so that it runs after the process's earlier writes to `dir`.
+    pub fn create_in(
+        dir: &Path,
+        options: IndexOptions,
+        overwrite: bool,
+        turn: WriteTurn,
+    ) -> Result<PlaidIndex> {
         let stored = options.stored()?;
         let pool = build_pool(options.threads)?;
         std::fs::create_dir_all(dir).map_err(|e| PlaidError::io("creating", dir, e))?;
@@ -246,7 +262,7 @@ impl PlaidIndex {
                 )));
             }
         }
-        let _lock = WriterLock::try_acquire(dir)?;
+        let _lock = WriterLock::acquire_in(dir, turn)?;
         let mut m = Manifest::empty(stored);
         if existing {
             // Keep generations increasing even if the old manifest is unreadable.
@@ -347,7 +363,25 @@ impl PlaidIndex {
     /// writer lock (`INDEX_LOCKED` if another writer holds it), released when the writer is
     /// committed or dropped.
     pub fn writer(&self) -> Result<Writer> {
-        let lock = WriterLock::try_acquire(&self.inner.dir)?;
+        self.writer_with(WriterLock::try_acquire(&self.inner.dir)?)
+    }
+
+    /// [`Self::writer`] with this process's write turn in hand: queue for it with
+    /// [`Self::queue_write`], and `INDEX_LOCKED` then only means another process writes.
+    pub fn writer_in(&self, turn: WriteTurn) -> Result<Writer> {
+        self.writer_with(WriterLock::acquire_in(&self.inner.dir, turn)?)
+    }
+
+    /// Queues for this process's write turn on the index folder (shared by every handle and
+    /// thread of the process): `ready` gets it once the process's earlier transactions on
+    /// the folder have ended, in the order asked; nothing blocks while waiting. Pass it to
+    /// [`Self::writer_in`].
+    pub fn queue_write(&self, ready: impl FnOnce(WriteTurn) + Send + 'static) {
+        WriteTurn::queue(&self.inner.dir, ready);
+    }
+
+    fn writer_with(&self, lock: WriterLock) -> Result<Writer> {
+        self.inner.check_open()?;
         self.inner.reload()?;
         let base = self.inner.snapshot()?;
         Ok(Writer::new(self.inner.clone(), lock, base, Mode::Append))
@@ -362,9 +396,7 @@ impl PlaidIndex {
         cancel: &(dyn Fn() -> bool + Sync),
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<CommitInfo> {
-        let mut w = self.writer()?;
-        w.set_compact();
-        w.commit(cancel, progress)
+        self.writer()?.compact(cancel, progress)
     }
 
     /// Deletes documents by id in one transaction. Unknown (or already deleted) ids are
@@ -372,12 +404,7 @@ impl PlaidIndex {
     /// (tombstones) until a merge, `compact` or `rebuild` drops them; external ids of other
     /// documents never change.
     pub fn delete(&self, ids: &[String]) -> Result<usize> {
-        let mut w = self.writer()?;
-        let n = w.delete(ids)?;
-        if n > 0 {
-            w.commit(&|| false, &|_| {})?;
-        }
-        Ok(n)
+        self.writer()?.delete_and_commit(ids)
     }
 
     /// Searches a batch of queries (parallel over queries and, within a query, over
@@ -474,80 +501,7 @@ impl PlaidIndex {
         cancel: &(dyn Fn() -> bool + Sync),
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<CommitInfo> {
-        let lock = WriterLock::try_acquire(&self.inner.dir)?;
-        self.inner.reload()?;
-        let base = self.inner.snapshot()?;
-        let stored = match options {
-            Some(o) => o.stored()?,
-            None => base.manifest.options.clone(),
-        };
-        if let Some(dim) = base.manifest.dim {
-            check_nbits(stored.nbits, dim)?;
-        }
-        let mut w = Writer::new(self.inner.clone(), lock, base.clone(), Mode::Rebuild);
-        w.set_options(stored);
-        let dim = base.manifest.dim.unwrap_or(1);
-        let mut batch_ids = Vec::new();
-        let mut batch_fields: Vec<DocumentFields> = Vec::new();
-        let mut batch = Vec::new();
-        let mut offsets = vec![0u32];
-        let mut buf = Vec::new();
-        let flush = |w: &mut Writer,
-                     ids: &mut Vec<String>,
-                     fields: &mut Vec<DocumentFields>,
-                     data: &mut Vec<f32>,
-                     offs: &mut Vec<u32>|
-         -> Result<()> {
-            if !ids.is_empty() {
-                w.push_documents(
-                    std::mem::take(ids),
-                    EmbeddingsView {
-                        dim,
-                        offsets: offs,
-                        data,
-                    },
-                    Some(&std::mem::take(fields)),
-                )?;
-            }
-            data.clear();
-            offs.clear();
-            offs.push(0);
-            Ok(())
-        };
-        for seg in &base.segments {
-            for l in 0..seg.meta.n_docs {
-                let doc = seg.meta.doc_start + l;
-                if base.tombstones.is_deleted(doc) {
-                    continue;
-                }
-                if cancel() {
-                    return Err(PlaidError::Aborted);
-                }
-                base.decompress_doc(doc, &mut buf)?;
-                batch.extend_from_slice(&buf);
-                offsets.push((batch.len() / dim) as u32);
-                batch_ids.push(seg.id(l).to_string());
-                let (text, metadata) = (seg.text(l)?, seg.metadata(l)?);
-                batch_fields.push(DocumentFields::from_stored(text, metadata));
-                if batch.len() > 1 << 20 {
-                    flush(
-                        &mut w,
-                        &mut batch_ids,
-                        &mut batch_fields,
-                        &mut batch,
-                        &mut offsets,
-                    )?;
-                }
-            }
-        }
-        flush(
-            &mut w,
-            &mut batch_ids,
-            &mut batch_fields,
-            &mut batch,
-            &mut offsets,
-        )?;
-        w.commit(cancel, progress)
+        self.writer()?.rebuild(options, cancel, progress)
     }
 
     /// Closes the handle: later calls fail with `CLOSED`. Searches already running finish on

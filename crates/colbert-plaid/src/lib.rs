@@ -29,4 +29,5 @@ pub use filter::Filter;
 pub use format::FORMAT_VERSION;
 pub use index::{DriftInfo, IndexInfo, IndexOptions, OpenOptions, PlaidIndex};
 pub use search::{Hit, SearchParams};
+pub use storage::WriteTurn;
 pub use writer::{CommitInfo, DocumentFields, Progress, Writer, MIN_OUTLIERS_FOR_EXPANSION};

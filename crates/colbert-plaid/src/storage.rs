@@ -1,10 +1,13 @@
-//! Directory-level storage: the writer lock, atomic manifest switches, fsyncs, unique file
-//! names and garbage collection of files no manifest references.
+//! Directory-level storage: the in-process write queue and the cross-process writer lock,
+//! atomic manifest switches, fsyncs, unique file names and garbage collection of files no
+//! manifest references.
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use fs2::FileExt;
 
@@ -15,11 +18,119 @@ pub(crate) const LOCK: &str = "LOCK";
 /// Prefixes of every file this crate creates (GC never touches anything else).
 const OWNED_PREFIXES: [&str; 5] = ["seg-", "cbk-", "tomb-", "spill-", "MANIFEST.tmp-"];
 
+/// Someone waiting for a folder's write turn.
+type Waiter = Box<dyn FnOnce(WriteTurn) + Send>;
+
+/// Per index folder (canonical path), the waiters behind the turn's current holder; a folder
+/// is in the map exactly while some transaction of this process holds its turn.
+fn queues() -> &'static Mutex<HashMap<PathBuf, VecDeque<Waiter>>> {
+    static QUEUES: OnceLock<Mutex<HashMap<PathBuf, VecDeque<Waiter>>>> = OnceLock::new();
+    QUEUES.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The folder's key in the write queue: its canonical path, or, for a folder that does not
+/// exist yet, its nearest existing ancestor's canonical path joined with the rest (so a
+/// folder's key does not change when `create` makes it).
+fn queue_key(dir: &Path) -> PathBuf {
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut normal = PathBuf::new();
+    for c in absolute.components() {
+        match c {
+            Component::ParentDir => {
+                normal.pop();
+            }
+            Component::CurDir => {}
+            c => normal.push(c),
+        }
+    }
+    let mut rest = Vec::new();
+    let mut base = normal.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(base) {
+            return rest.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (base.parent(), base.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                base = parent;
+            }
+            _ => return normal,
+        }
+    }
+}
+
+/// This process's right to write one index folder: at most one transaction of the process
+/// holds a folder's turn at a time, and waiters get it in the order they asked
+/// ([`WriteTurn::queue`]). It comes before the cross-process [`WriterLock`], so
+/// `INDEX_LOCKED` only ever means another process. Dropping it hands it to the next waiter.
+pub struct WriteTurn {
+    key: PathBuf,
+}
+
+impl std::fmt::Debug for WriteTurn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTurn").field("dir", &self.key).finish()
+    }
+}
+
+impl WriteTurn {
+    /// The folder's turn if no transaction of this process holds it.
+    pub(crate) fn try_take(dir: &Path) -> Option<WriteTurn> {
+        let key = queue_key(dir);
+        let mut q = queues().lock().unwrap_or_else(|p| p.into_inner());
+        if q.contains_key(&key) {
+            return None;
+        }
+        q.insert(key.clone(), VecDeque::new());
+        Some(WriteTurn { key })
+    }
+
+    /// Calls `ready` with the folder's turn once every earlier holder and waiter of this
+    /// process is done: at once (on this thread) when it is free, otherwise on the thread that
+    /// drops the previous turn, so `ready` should only hand the turn on (e.g. submit a task).
+    /// Nothing blocks while waiting.
+    pub fn queue(dir: &Path, ready: impl FnOnce(WriteTurn) + Send + 'static) {
+        let key = queue_key(dir);
+        {
+            let mut q = queues().lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(waiters) = q.get_mut(&key) {
+                waiters.push_back(Box::new(ready));
+                return;
+            }
+            q.insert(key.clone(), VecDeque::new());
+        }
+        ready(WriteTurn { key });
+    }
+}
+
+impl Drop for WriteTurn {
+    fn drop(&mut self) {
+        let next = {
+            let mut q = queues().lock().unwrap_or_else(|p| p.into_inner());
+            match q.get_mut(&self.key).and_then(VecDeque::pop_front) {
+                Some(w) => Some(w),
+                None => {
+                    q.remove(&self.key);
+                    None
+                }
+            }
+        };
+        if let Some(ready) = next {
+            ready(WriteTurn {
+                key: std::mem::take(&mut self.key),
+            });
+        }
+    }
+}
+
 /// The cross-process writer lock: an OS advisory lock on `dir/LOCK`, held while this value
-/// lives. Readers never take it.
+/// lives, taken by the holder of this process's [`WriteTurn`]. Readers never take it.
 #[derive(Debug)]
 pub(crate) struct WriterLock {
     file: File,
+    /// Dropped after the file is unlocked (fields drop after `Drop::drop`), so the next
+    /// waiter of this process finds the lock free.
+    _turn: WriteTurn,
 }
 
 impl Drop for WriterLock {
@@ -32,7 +143,20 @@ impl Drop for WriterLock {
 }
 
 impl WriterLock {
+    /// Takes this process's turn and the lock, or fails at once with `INDEX_LOCKED`.
     pub fn try_acquire(dir: &Path) -> Result<Self> {
+        let turn = WriteTurn::try_take(dir).ok_or_else(|| {
+            PlaidError::Locked(format!(
+                "{} (by another transaction of this process)",
+                dir.join(LOCK).display()
+            ))
+        })?;
+        Self::acquire_in(dir, turn)
+    }
+
+    /// Takes the cross-process lock with this process's turn in hand (`INDEX_LOCKED`: another
+    /// process writes).
+    pub fn acquire_in(dir: &Path, turn: WriteTurn) -> Result<Self> {
         let path = dir.join(LOCK);
         let file = File::options()
             .read(true)
@@ -42,12 +166,15 @@ impl WriterLock {
             .open(&path)
             .map_err(|e| PlaidError::io("opening", &path, e))?;
         match file.try_lock_exclusive() {
-            Ok(()) => Ok(Self { file }),
+            Ok(()) => Ok(Self { file, _turn: turn }),
             Err(e)
                 if e.kind() == fs2::lock_contended_error().kind()
                     || e.kind() == std::io::ErrorKind::WouldBlock =>
             {
-                Err(PlaidError::Locked(path.display().to_string()))
+                Err(PlaidError::Locked(format!(
+                    "{} (by another process)",
+                    path.display()
+                )))
             }
             Err(e) => Err(PlaidError::io("locking", &path, e)),
         }
@@ -205,5 +332,43 @@ impl Spill {
 impl Drop for Spill {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::{mpsc, Arc};
+
+    #[test]
+    fn write_turns_go_to_waiters_in_order() {
+        let dir = std::env::temp_dir().join(format!("colbert-turns-{}", std::process::id()));
+        let first = WriteTurn::try_take(&dir).unwrap();
+        // The same folder under another spelling is the same queue; it does not exist yet.
+        assert!(WriteTurn::try_take(&dir.join("x").join("..")).is_none());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        for i in 0..3 {
+            let (order, tx) = (order.clone(), tx.clone());
+            WriteTurn::queue(&dir, move |turn| {
+                order.lock().unwrap().push(i);
+                tx.send(turn).unwrap();
+            });
+        }
+        assert!(order.lock().unwrap().is_empty());
+        std::fs::create_dir_all(&dir).unwrap();
+        drop(first);
+        for want in 0..3 {
+            let turn = rx.recv().unwrap();
+            assert_eq!(*order.lock().unwrap().last().unwrap(), want);
+            assert!(WriteTurn::try_take(&dir).is_none(), "held by waiter {want}");
+            drop(turn);
+        }
+        assert!(
+            WriteTurn::try_take(&dir).is_some(),
+            "free after the last waiter"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

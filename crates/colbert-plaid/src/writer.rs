@@ -40,7 +40,7 @@ use rayon::prelude::*;
 use crate::codec::{check_nbits, quantiles, ResidualCodec};
 use crate::error::{PlaidError, Result};
 use crate::ids::StagedIds;
-use crate::index::Inner;
+use crate::index::{IndexOptions, Inner};
 use crate::kernels::{argmax_centroids, dot};
 use crate::kmeans::{kmeans, kmeans_rows, num_centroids_for, sample_docs_count, KMeansConfig};
 use crate::manifest::{Drift, Manifest, StoredOptions};
@@ -167,13 +167,49 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    pub(crate) fn set_options(&mut self, o: StoredOptions) {
-        self.options = Some(o);
+    /// Makes this transaction replace every document of the index with what it pushes: the
+    /// codebook is trained afresh on them (with `options`' training settings, or the index's
+    /// own), and readers see the old documents until the commit. Call it before pushing.
+    pub fn replace_all(&mut self, options: Option<&IndexOptions>) -> Result<()> {
+        if !self.ids.is_empty() || !self.deletes.is_empty() || self.compact {
+            return Err(PlaidError::invalid(
+                "replace_all must come before anything else in a transaction",
+            ));
+        }
+        let stored = match options {
+            Some(o) => o.stored()?,
+            None => self.base.manifest.options.clone(),
+        };
+        self.mode = Mode::Rebuild;
+        self.dim = None;
+        self.options = Some(stored);
+        Ok(())
     }
 
-    /// Makes this transaction merge every segment into one, dropping deleted documents.
-    pub(crate) fn set_compact(&mut self) {
+    /// Deletes documents by id and commits at once (see [`Self::delete`]); returns how many
+    /// were deleted (nothing is committed when none were).
+    pub fn delete_and_commit(mut self, ids: &[String]) -> Result<usize> {
+        let n = self.delete(ids)?;
+        if n > 0 {
+            self.commit(&|| false, &|_| {})?;
+        }
+        Ok(n)
+    }
+
+    /// Merges every segment into one, dropping deleted documents, and commits: nothing is
+    /// re-encoded. A no-op on an index with at most one segment and nothing deleted.
+    pub fn compact(
+        mut self,
+        cancel: &(dyn Fn() -> bool + Sync),
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<CommitInfo> {
+        if !self.ids.is_empty() || !self.deletes.is_empty() {
+            return Err(PlaidError::invalid(
+                "compact must be a transaction of its own",
+            ));
+        }
         self.compact = true;
+        self.commit(cancel, progress)
     }
 
     pub(crate) fn new(
@@ -385,6 +421,86 @@ impl Writer {
             self.field_lens.push(spill.append_fields(t, m)?);
         }
         Ok(())
+    }
+
+    /// Retrains everything (k-means, codec) from the decompressed live documents and writes
+    /// one compacted segment (tombstones dropped, internal numbers reassigned; external ids
+    /// unchanged). `options` may change training options (nbits, centroids, seed...).
+    /// One transaction: readers keep the old generation until it commits.
+    pub fn rebuild(
+        mut self,
+        options: Option<&IndexOptions>,
+        cancel: &(dyn Fn() -> bool + Sync),
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<CommitInfo> {
+        let base = self.base.clone();
+        self.replace_all(options)?;
+        if let (Some(dim), Some(o)) = (base.manifest.dim, &self.options) {
+            check_nbits(o.nbits, dim)?;
+        }
+        let mut w = self;
+        let dim = base.manifest.dim.unwrap_or(1);
+        let mut batch_ids = Vec::new();
+        let mut batch_fields: Vec<DocumentFields> = Vec::new();
+        let mut batch = Vec::new();
+        let mut offsets = vec![0u32];
+        let mut buf = Vec::new();
+        let flush = |w: &mut Writer,
+                     ids: &mut Vec<String>,
+                     fields: &mut Vec<DocumentFields>,
+                     data: &mut Vec<f32>,
+                     offs: &mut Vec<u32>|
+         -> Result<()> {
+            if !ids.is_empty() {
+                w.push_documents(
+                    std::mem::take(ids),
+                    EmbeddingsView {
+                        dim,
+                        offsets: offs,
+                        data,
+                    },
+                    Some(&std::mem::take(fields)),
+                )?;
+            }
+            data.clear();
+            offs.clear();
+            offs.push(0);
+            Ok(())
+        };
+        for seg in &base.segments {
+            for l in 0..seg.meta.n_docs {
+                let doc = seg.meta.doc_start + l;
+                if base.tombstones.is_deleted(doc) {
+                    continue;
+                }
+                if cancel() {
+                    return Err(PlaidError::Aborted);
+                }
+                base.decompress_doc(doc, &mut buf)?;
+                batch.extend_from_slice(&buf);
+                offsets.push((batch.len() / dim) as u32);
+                batch_ids.push(seg.id(l).to_string());
+                let (text, metadata) = (seg.text(l)?, seg.metadata(l)?);
+                batch_fields.push(DocumentFields::from_stored(text, metadata));
+                if batch.len() > 1 << 20 {
+                    flush(
+                        &mut w,
+                        &mut batch_ids,
+                        &mut batch_fields,
+                        &mut batch,
+                        &mut offsets,
+                    )?;
+                }
+            }
+        }
+        flush(
+            &mut w,
+            &mut batch_ids,
+            &mut batch_fields,
+            &mut batch,
+            &mut offsets,
+        )?;
+        w.commit(cancel, progress)
     }
 
     /// Trains if needed, compresses, writes and publishes a new generation. On error or
