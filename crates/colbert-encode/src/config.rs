@@ -102,6 +102,45 @@ fn read_optional_json(path: &Path) -> Result<Option<Value>> {
     }
 }
 
+/// A settings file, which must hold a JSON object (a list or a number would otherwise be read
+/// as "no settings" and the defaults used silently).
+fn read_settings(path: &Path) -> Result<Value> {
+    let v = read_json(path)?;
+    if v.is_object() {
+        Ok(v)
+    } else {
+        Err(EncodeError::invalid_file(path, "must hold a JSON object"))
+    }
+}
+
+fn read_optional_settings(path: &Path) -> Result<Option<Value>> {
+    if path.is_file() {
+        read_settings(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The longest sequence the backbone takes, from transformers' `config.json`
+/// (`max_position_embeddings`; RoBERTa-style models start positions after the pad id, so
+/// they take `pad_token_id + 1` fewer). `None` when the folder does not say.
+fn max_positions(dir: &Path) -> Result<Option<(usize, PathBuf)>> {
+    let path = dir.join("config.json");
+    let Some(c) = read_optional_settings(&path)? else {
+        return Ok(None);
+    };
+    let Some(max) = get_usize(&c, "max_position_embeddings", &path)? else {
+        return Ok(None);
+    };
+    let model_type = get_string(&c, "model_type", &path)?.unwrap_or_default();
+    let offset = if matches!(model_type.as_str(), "roberta" | "xlm-roberta" | "camembert") {
+        get_usize(&c, "pad_token_id", &path)?.unwrap_or(1) + 1
+    } else {
+        0
+    };
+    Ok(Some((max.saturating_sub(offset), path)))
+}
+
 fn get_usize(v: &Value, key: &str, file: &Path) -> Result<Option<usize>> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -177,7 +216,7 @@ struct Raw {
 
 fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
     let path = dir.join("config_sentence_transformers.json");
-    let Some(st) = read_optional_json(&path)? else {
+    let Some(st) = read_optional_settings(&path)? else {
         return Ok(false);
     };
     raw.query_length = get_usize(&st, "query_length", &path)?;
@@ -202,7 +241,7 @@ fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
     }
 
     let sbert = dir.join("sentence_bert_config.json");
-    if let Some(v) = read_optional_json(&sbert)? {
+    if let Some(v) = read_optional_settings(&sbert)? {
         raw.do_lower_case = get_bool(&v, "do_lower_case", &sbert)?;
     }
 
@@ -217,7 +256,7 @@ fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
             if ty.ends_with("Dense") {
                 let sub = m.get("path").and_then(Value::as_str).unwrap_or_default();
                 let cfg_path = dir.join(sub).join("config.json");
-                let cfg = read_json(&cfg_path)?;
+                let cfg = read_settings(&cfg_path)?;
                 raw.dim = Some(get_usize(&cfg, "out_features", &cfg_path)?.ok_or_else(|| {
                     EncodeError::invalid_file(&cfg_path, "has no `out_features`")
                 })?);
@@ -229,7 +268,7 @@ fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
 
 fn read_onnx_export(dir: &Path, raw: &mut Raw) -> Result<bool> {
     let path = dir.join("onnx_config.json");
-    let Some(c) = read_optional_json(&path)? else {
+    let Some(c) = read_optional_settings(&path)? else {
         return Ok(false);
     };
     // Values from config_sentence_transformers.json (read first) take precedence.
@@ -266,7 +305,7 @@ fn read_onnx_export(dir: &Path, raw: &mut Raw) -> Result<bool> {
 /// back to the usual spellings in the vocabulary.
 fn find_mask_id(dir: &Path, tok: &Tokenizer) -> Result<Option<u32>> {
     for file in ["special_tokens_map.json", "tokenizer_config.json"] {
-        if let Some(v) = read_optional_json(&dir.join(file))? {
+        if let Some(v) = read_optional_settings(&dir.join(file))? {
             if let Some(t) = special_token(&v, "mask_token") {
                 if let Some(id) = tok.token_to_id(&t) {
                     return Ok(Some(id));
@@ -279,7 +318,7 @@ fn find_mask_id(dir: &Path, tok: &Tokenizer) -> Result<Option<u32>> {
 
 fn find_special(dir: &Path, tok: &Tokenizer, key: &str) -> Result<Option<u32>> {
     for file in ["special_tokens_map.json", "tokenizer_config.json"] {
-        if let Some(v) = read_optional_json(&dir.join(file))? {
+        if let Some(v) = read_optional_settings(&dir.join(file))? {
             if let Some(t) = special_token(&v, key) {
                 if let Some(id) = tok.token_to_id(&t) {
                     return Ok(Some(id));
@@ -442,6 +481,31 @@ fn resolve(dir: &Path, tok: &Tokenizer, raw: Raw, o: &ConfigOverrides) -> Result
         return Err(EncodeError::InvalidArgument(format!(
             "queryLength ({query_length}) and documentLength ({document_length}) must leave room for at least one token besides CLS, the prefix and SEP"
         )));
+    }
+    // Longer sequences than the backbone has positions for would fail only at encode time.
+    if let Some((max, path)) = max_positions(dir)? {
+        for (name, len, overridden) in [
+            ("queryLength", query_length, o.query_length.is_some()),
+            (
+                "documentLength",
+                document_length,
+                o.document_length.is_some(),
+            ),
+        ] {
+            if len > max {
+                let msg = format!(
+                    "{name} {len} exceeds the {max} positions of this model (max_position_embeddings in {})",
+                    path.display()
+                );
+                return Err(if overridden {
+                    EncodeError::InvalidArgument(format!("{msg}: pass {name} ≤ {max}"))
+                } else {
+                    EncodeError::ModelInvalid(format!(
+                        "{msg}: the folder's settings ask for more; pass {name} ≤ {max} to override them"
+                    ))
+                });
+            }
+        }
     }
     let dim = raw.dim.unwrap_or(0);
     Ok(ModelConfig {
