@@ -30,7 +30,17 @@ test.serial('a missing library, then a non-ORT library, fail with ORT_LOAD_FAILE
   const model = await ColBERT.fromPretrained(path.join(FIXTURES, 'tiny-modernbert'))
   const e = await model.encode(['hello'], { isQuery: false })
   t.true(e.data.length > 0)
-  t.deepEqual(loadRuntime('/ignored/once/loaded'), info, 'later calls return the library already loaded')
+  t.deepEqual(loadRuntime(), info, 'later calls return the library already loaded')
+  t.deepEqual(loadRuntime(info.path), info, 'so does naming the same library again')
+  // Another library once one is loaded is an error, never silently ignored.
+  const conflict = t.throws(() => loadRuntime('/other/libonnxruntime.so.1'), { instanceOf: ColbertError })
+  t.is(conflict?.code, 'ORT_LOAD_FAILED')
+  t.regex(conflict?.message ?? '', /already loaded from .*cannot be used too/)
+  const viaModel = await t.throwsAsync(
+    ColBERT.fromPretrained(path.join(FIXTURES, 'tiny-modernbert'), { ortLibraryPath: '/other/libonnxruntime.so.1' }),
+    { instanceOf: ColbertError },
+  )
+  t.is(viaModel?.code, 'ORT_LOAD_FAILED')
 })
 
 test('the lookup order is explicit, COLBERT_ORT_DYLIB_PATH, ORT_DYLIB_PATH, bundled, onnxruntime-node', (t) => {

@@ -93,10 +93,28 @@ function applyThreadBudget(): void {
  */
 export function loadRuntime(libraryPath?: string): RuntimeInfo {
   const loaded = native.runtimeInfo()
-  if (loaded) return loaded
+  if (loaded) {
+    if (libraryPath !== undefined && !sameFile(path.resolve(unasar(libraryPath)), loaded.path)) {
+      throw new ColbertError(
+        'ORT_LOAD_FAILED',
+        `ONNX Runtime ${loaded.version} is already loaded from ${loaded.path}, and a process loads one ONNX Runtime: ` +
+          `ortLibraryPath ${libraryPath} cannot be used too. Pass the same path (or none) to every model, or set COLBERT_ORT_DYLIB_PATH`,
+      )
+    }
+    return loaded
+  }
   applyThreadBudget()
   const lib = resolveOrtLibrary(libraryPath)
   return callNative(() => native.initRuntime(lib))
+}
+
+function sameFile(a: string, b: string): boolean {
+  if (a === b) return true
+  try {
+    return fs.realpathSync(a) === fs.realpathSync(b)
+  } catch {
+    return false
+  }
 }
 
 /** The loaded ONNX Runtime, or `undefined` before the first model load. */
