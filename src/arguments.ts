@@ -1,6 +1,6 @@
 // Argument checks and AbortSignal wiring shared by the public classes: bad input becomes
 // INVALID_ARGUMENT before anything reaches the native layer.
-import { abortError, fromNative, invalidArgument } from './errors'
+import { abortError, ColbertError, fromNative, invalidArgument } from './errors'
 import { native, type Native } from './native'
 
 /** An optional positive integer that fits the native u32 arguments. */
@@ -10,6 +10,38 @@ export function positiveInt(value: unknown, name: string): number | undefined {
     throw invalidArgument(`${name} must be a positive integer, got ${String(value)}`)
   }
   return value as number
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * Rejects a string with a lone surrogate: it has no UTF-8 form, so it would be stored (and come
+ * back) as U+FFFD, and two different ids could become one.
+ */
+export function checkWellFormed(s: string, what: string): void {
+  const m = LONE_SURROGATE.exec(s)
+  if (m) {
+    const hex = m[0].charCodeAt(0).toString(16).toUpperCase()
+    throw invalidArgument(`${what} contains a lone surrogate (U+${hex} at index ${m.index}), which has no UTF-8 form: remove it (String.prototype.toWellFormed replaces it)`)
+  }
+}
+
+/**
+ * JSON text of a plain value, refusing what `JSON.stringify` would silently change: NaN and
+ * ±Infinity (written as null) and strings or keys with lone surrogates.
+ */
+export function strictJson(value: unknown, what: string): string {
+  try {
+    return JSON.stringify(value, function (key, v) {
+      if (key) checkWellFormed(key, `${what} key ${JSON.stringify(key)}`)
+      if (typeof v === 'number' && !Number.isFinite(v)) throw invalidArgument(`${what} holds ${v} at ${JSON.stringify(key)}, which JSON cannot represent`)
+      if (typeof v === 'string') checkWellFormed(v, `${what} value at ${JSON.stringify(key)}`)
+      return v
+    })
+  } catch (e) {
+    if (e instanceof ColbertError) throw e
+    throw invalidArgument(`${what} must be JSON-serialisable: ${(e as Error).message}`)
+  }
 }
 
 /** An optional value of a given `typeof`. */

@@ -1,7 +1,7 @@
 // The PLAID index: create/open an index folder, add (streamed) and delete documents by id, search.
 import path from 'node:path'
 
-import { checkSignal, positiveInt, withCancel } from './arguments'
+import { checkSignal, checkWellFormed, positiveInt, strictJson, withCancel } from './arguments'
 import { assertEmbeddings, count, type Embeddings } from './embeddings'
 import { abortError, callNative, fromNative, invalidArgument } from './errors'
 import { native, type Native } from './native'
@@ -177,13 +177,6 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
   return proto === Object.prototype || proto === null
 }
 
-function toJson(value: unknown, what: string): string {
-  try {
-    return JSON.stringify(value)
-  } catch (e) {
-    throw invalidArgument(`${what} must be JSON-serialisable: ${(e as Error).message}`)
-  }
-}
 
 /** Checks stored documents and converts them for the native layer. */
 function nativeDocuments(documents: unknown, n: number, what: string): Native.NativeDocument[] | undefined {
@@ -197,15 +190,16 @@ function nativeDocuments(documents: unknown, n: number, what: string): Native.Na
     const extra = Object.keys(rest)
     if (extra.length > 0) throw invalidArgument(`${what}[${i}] has unknown key ${JSON.stringify(extra[0])} (use metadata for custom fields)`)
     if (text !== undefined && typeof text !== 'string') throw invalidArgument(`${what}[${i}].text must be a string`)
+    if (text !== undefined) checkWellFormed(text, `${what}[${i}].text`)
     if (metadata !== undefined && !isPlainObject(metadata)) throw invalidArgument(`${what}[${i}].metadata must be a plain object`)
-    return { text, metadata: metadata === undefined ? undefined : toJson(metadata, `${what}[${i}].metadata`) }
+    return { text, metadata: metadata === undefined ? undefined : strictJson(metadata, `${what}[${i}].metadata`) }
   })
 }
 
 function checkFilter(filter: unknown): string | undefined {
   if (filter === undefined) return undefined
   if (!isPlainObject(filter)) throw invalidArgument('filter must be a plain object such as { lang: "en" }')
-  return toJson(filter, 'filter')
+  return strictJson(filter, 'filter')
 }
 
 function checkKeys(options: object, allowed: Set<string>, what: string) {
@@ -218,6 +212,17 @@ function checkIds(ids: unknown, n: number, what = 'ids'): string[] {
   if (ids.length !== n) throw invalidArgument(`${what} has ${ids.length} entries but the embeddings hold ${n} documents`)
   ids.forEach((id, i) => {
     if (typeof id !== 'string' || id.length === 0) throw invalidArgument(`${what}[${i}] must be a non-empty string`)
+    checkWellFormed(id, `${what}[${i}]`)
+  })
+  return ids as string[]
+}
+
+/** Ids to look up (delete, documents, subset): an array of well-formed strings. */
+function lookupIds(ids: unknown, what: string): string[] {
+  if (!Array.isArray(ids)) throw invalidArgument(`${what} must be an array of strings`)
+  ids.forEach((id, i) => {
+    if (typeof id !== 'string') throw invalidArgument(`${what}[${i}] must be a string`)
+    checkWellFormed(id, `${what}[${i}]`)
   })
   return ids as string[]
 }
@@ -452,9 +457,9 @@ export class PlaidIndex {
 
   /** Deletes documents by id in one transaction; unknown ids are ignored. Returns how many were deleted. */
   async delete(ids: readonly string[]): Promise<number> {
-    if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string')) throw invalidArgument('ids must be an array of strings')
+    const checked = lookupIds(ids, 'ids')
     try {
-      return await this.#native.delete(ids as string[])
+      return await this.#native.delete(checked)
     } catch (e) {
       throw fromNative(e)
     }
@@ -467,10 +472,7 @@ export class PlaidIndex {
     const signal = checkSignal(options.signal)
     const t = options.centroidScoreThreshold
     if (t !== undefined && (typeof t !== 'number' || Number.isNaN(t))) throw invalidArgument('centroidScoreThreshold must be a number')
-    const subset = options.subset
-    if (subset !== undefined && (!Array.isArray(subset) || subset.some((id) => typeof id !== 'string'))) {
-      throw invalidArgument('subset must be an array of strings')
-    }
+    const subset = options.subset === undefined ? undefined : lookupIds(options.subset, 'subset')
     const params: Native.NativeSearchParams = {
       k: positiveInt(options.k, 'k') ?? 10,
       nProbe: positiveInt(options.nProbe, 'nProbe'),
@@ -482,7 +484,7 @@ export class PlaidIndex {
     const withDocuments = options.withDocuments
     if (withDocuments !== undefined && typeof withDocuments !== 'boolean') throw invalidArgument('withDocuments must be a boolean')
     const hits: SearchHit[][] = await withCancel(signal, (token) =>
-      this.#native.search(queries.dim, queries.offsets, queries.data, params, subset as string[] | undefined, filter, token),
+      this.#native.search(queries.dim, queries.offsets, queries.data, params, subset, filter, token),
     )
     if (!withDocuments) return hits
     const ids = [...new Set(hits.flatMap((h) => h.map((x) => x.id)))]
@@ -493,10 +495,10 @@ export class PlaidIndex {
 
   /** The stored text and metadata of each id, in order; `null` for ids that are not in the index. */
   async documents(ids: readonly string[]): Promise<(StoredDocument | null)[]> {
-    if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string')) throw invalidArgument('ids must be an array of strings')
+    const checked = lookupIds(ids, 'ids')
     let docs: (Native.NativeDocument | null)[]
     try {
-      docs = await this.#native.documents(ids as string[])
+      docs = await this.#native.documents(checked)
     } catch (e) {
       throw fromNative(e)
     }
