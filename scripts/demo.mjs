@@ -1,8 +1,7 @@
 // The main job, offline: index this repository's own documentation with the bundled stand-in
 // model into a PLAID index (texts and metadata stored with it), then answer sample questions,
 // printing ids, scores and snippets. Everything goes through the `colbert` command.
-// Usage: npm run demo [-- "your question" ...]. The stand-in model was never trained with query
-// expansion, so the demo encodes queries without it.
+// Usage: npm run demo [-- "your question" ...].
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
@@ -23,7 +22,7 @@ const questions = process.argv.slice(2).length
 const sources = ['README.md', 'ARCHITECTURE.md', 'BENCHMARKS.md', 'tools/README.md', ...fs.readdirSync('crates').map((c) => `crates/${c}/README.md`)].filter((f) =>
   fs.existsSync(f),
 )
-const model = ['--model', 'models/minilm-colbert', '--quantized', '--no-query-expansion']
+const model = ['--model', 'models/minilm-colbert', '--quantized']
 const index = path.join('bench', 'out', 'demo-index')
 
 let code = await main(['index', ...sources, '--index', index, '--overwrite', ...model])

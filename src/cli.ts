@@ -9,9 +9,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { count, item, type Embeddings } from './embeddings'
 import { ColbertError } from './errors'
 import { badLine, parseJsonLine } from './jsonl'
-import { evaluate, formatMetricsTable, loadBeir, documentText, type EvaluateProgress } from './evaluate'
+import { computeMetrics, evaluate, formatMetricsTable, loadBeir, documentText, type EvaluateProgress, type Rankings } from './evaluate'
 import { ColBERT, type ColBERTOptions } from './model'
-import { PlaidIndex, type DocumentBatch, type SearchHit, type StoredDocument } from './plaid_index'
+import { PlaidIndex, type AddProgress, type AddResult, type DocumentBatch, type PlaidIndexInfo, type SearchHit, type StoredDocument } from './plaid_index'
 import { rerank } from './rank'
 import { runtimeInfo, loadRuntime } from './runtime'
 import { processAlive } from './pid'
@@ -21,14 +21,21 @@ class UsageError extends Error {}
 interface Io {
   out: (s: string) => void
   err: (s: string) => void
-  /** Progress bars only when stderr is a terminal (and not --quiet). */
+  /** stderr is a terminal: progress is a bar redrawn in place, else plain lines. */
   tty: boolean
+  /** --quiet: no progress output. */
+  quiet: boolean
+  /** Plain-line progress state: the last label printed, when, and the last count seen. */
+  lastLabel: string
+  lastLine: number
+  lastDone: number
 }
 
-const MODEL_HELP = `  --model <path|org/name>  model folder or Hugging Face repo (default: $COLBERT_MODEL)
+const DOCUMENT_MODEL_HELP = `  --model <path|org/name>  model folder or Hugging Face repo (default: $COLBERT_MODEL)
   --quantized              use model_int8.onnx
-  --no-query-expansion     encode queries without mask-token expansion
   --threads <n>            intra-op threads`
+const MODEL_HELP = `${DOCUMENT_MODEL_HELP}
+  --no-query-expansion     encode queries without mask-token expansion`
 
 const HELP: Record<string, string> = {
   main: `colbert — ColBERT late-interaction retrieval (PyLate-compatible) for Node.js
@@ -48,12 +55,15 @@ Run 'colbert <command> --help' for a command's options.`,
 
 A <source> is a .md/.markdown/.txt file or a folder of them (split into sections at headings,
 then blank-line paragraphs up to --chunk-chars; ids are "path#n"), a .jsonl file of
-{ id | _id, text, title?, metadata? }, or a BEIR folder (its corpus.jsonl). Texts and metadata are stored with the index. The index is
-built in a temporary folder and moved into place only when complete.
+{ id | _id, text, title?, metadata? }, or a BEIR folder (its corpus.jsonl). Texts and metadata are
+stored with the index. A new index is built in a temporary folder and moved into place only when
+complete; --overwrite replaces an existing index in one transaction (searches see the old one
+until the new one is complete). A folder that holds anything but an index is never touched.
 
-${MODEL_HELP}
-  --index <dir>            where to write the index (required)
-  --overwrite              replace an existing index
+${DOCUMENT_MODEL_HELP}
+  --index <dir>            where to write the index (required): a new or empty folder, or an
+                           index with --overwrite
+  --overwrite              replace the index in <dir>
   --nbits <1|2|4>          residual bits per dimension (default 4)
   --batch-size <n>         texts per encoder batch (default 32)
   --chunk-chars <n>        maximum characters per section of a text file (default 1500)
@@ -86,7 +96,8 @@ ${MODEL_HELP}
   --name <name>            column name in the table (default: the folder name)
   --ndcg <auto|binary|graded>  nDCG gains: graded (trec_eval) or binary (PyLate); auto = graded
                            when some qrels grade is above 1
-  --json                   print JSON: { metrics, queries, documents, timings }
+  --run <file>             also write the ranking as a TREC run file (qid Q0 docid rank score run)
+  --json                   print JSON: { metrics, perQuery, queries, documents, timings }
   --quiet                  no progress output`,
   encode: `Usage: colbert encode [<input>] [options]
 
@@ -118,10 +129,14 @@ function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[]
   }
 }
 
+const MAX_INT = 2 ** 32 - 1
+
 function int(value: string | undefined, name: string, min = 1): number | undefined {
   if (value === undefined) return undefined
   const n = Number(value)
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`)
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isInteger(n) || n < min || n > MAX_INT) {
+    throw new UsageError(`--${name} must be an integer from ${min} to ${MAX_INT}, got ${JSON.stringify(value)}`)
+  }
   return n
 }
 
@@ -133,20 +148,38 @@ async function loadModel(values: Record<string, unknown>, io: Io, signal: AbortS
   if (values['no-query-expansion']) options.doQueryExpansion = false
   const threads = int(values.threads as string | undefined, 'threads')
   if (threads !== undefined) options.threads = threads
-  if (io.tty) {
-    options.onProgress = (p) => bar(io, `downloading ${p.file}`, p.downloaded, p.total ?? 0)
-  }
+  options.onProgress = (p) => bar(io, `downloading ${p.file}`, p.downloaded, p.total ?? 0)
   const model = await ColBERT.fromPretrained(name, options)
-  if (io.tty) io.err('\r\x1b[K')
+  endBar(io)
   return model
 }
 
+/**
+ * Progress on stderr: a bar redrawn in place on a terminal; elsewhere (CI logs, `2>log`) a plain
+ * line when a stage starts, at most every 5 s, and when it completes. Nothing with --quiet.
+ */
 function bar(io: Io, label: string, done: number, total: number) {
-  if (!io.tty) return
+  if (io.quiet) return
+  if (!io.tty) {
+    const now = Date.now()
+    const finished = total > 0 && done >= total
+    if (label !== io.lastLabel || now - io.lastLine >= 5000 || (finished && io.lastDone < total)) {
+      io.err(`${label} ${done}/${total}\n`)
+      io.lastLabel = label
+      io.lastLine = now
+    }
+    io.lastDone = done
+    return
+  }
   const width = 30
   const frac = total > 0 ? Math.min(1, done / total) : 0
   const fill = Math.round(frac * width)
   io.err(`\r\x1b[K${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${total}`)
+}
+
+/** Clears a terminal progress bar. */
+function endBar(io: Io) {
+  if (io.tty && !io.quiet) io.err('\r\x1b[K')
 }
 
 function snippet(text: string | undefined, n = 160): string {
@@ -308,9 +341,25 @@ function removeStale(target: string) {
   }
 }
 
+/** What is at an --index path: nothing, an empty folder, an index, a file, or a folder of other files. */
+function indexFolderState(target: string): 'missing' | 'empty' | 'index' | 'file' | 'foreign' {
+  let stat: fs.Stats
+  try {
+    stat = fs.statSync(target)
+  } catch {
+    return 'missing'
+  }
+  if (!stat.isDirectory()) return 'file'
+  const names = fs.readdirSync(target)
+  if (names.length === 0) return 'empty'
+  return names.includes('MANIFEST') ? 'index' : 'foreign'
+}
+
 async function cmdIndex(args: string[], io: Io, signal: AbortSignal) {
   const { values, positionals } = parse(args, {
-    ...MODEL_OPTIONS,
+    model: MODEL_OPTIONS.model,
+    quantized: MODEL_OPTIONS.quantized,
+    threads: MODEL_OPTIONS.threads,
     index: { type: 'string' },
     overwrite: { type: 'boolean' },
     nbits: { type: 'string' },
@@ -326,11 +375,15 @@ async function cmdIndex(args: string[], io: Io, signal: AbortSignal) {
   const chunkChars = int(values['chunk-chars'], 'chunk-chars', 100) ?? 1500
   const target = path.resolve(values.index)
   removeStale(target)
-  if (fs.existsSync(target) && !fs.statSync(target).isDirectory()) {
-    throw new ColbertError('INDEX_EXISTS', `${target} is a file, not an index folder: choose another --index path`)
+  // Never delete or replace anything this tool did not create: only an index is overwritten,
+  // only a new or empty folder is written.
+  const state = indexFolderState(target)
+  if (state === 'file') throw new ColbertError('INDEX_EXISTS', `${target} is a file, not an index folder: choose another --index path`)
+  if (state === 'foreign') {
+    throw new ColbertError('INDEX_EXISTS', `${target} holds files that are not a colbert index; nothing was changed: choose a new or empty folder for --index`)
   }
-  if (fs.existsSync(target) && fs.readdirSync(target).length > 0 && !values.overwrite) {
-    throw new ColbertError('INDEX_EXISTS', `${target} is not empty: pass --overwrite to replace it`)
+  if (state === 'index' && !values.overwrite) {
+    throw new ColbertError('INDEX_EXISTS', `${target} already holds an index: pass --overwrite to replace it, or choose another --index path`)
   }
   // Read the whole source first: a bad line fails before any encoding.
   const docs: SourceDocument[] = []
@@ -343,57 +396,100 @@ async function cmdIndex(args: string[], io: Io, signal: AbortSignal) {
   }
   const model = await loadModel(values, io, signal)
   const started = performance.now()
-  const tmp = `${target}.tmp-${process.pid}`
-  const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true })
-  process.once('exit', cleanup)
-  try {
-    const index = await PlaidIndex.create(tmp, { nbits: nbits as 1 | 2 | 4 | undefined })
-    const step = 256
-    async function* batches(): AsyncGenerator<DocumentBatch> {
-      for (let i = 0; i < docs.length; i += step) {
-        const part = docs.slice(i, i + step)
-        const embeddings = await model.encode(
-          part.map((d) => d.text),
-          { isQuery: false, batchSize, signal, onProgress: ({ done }) => bar(io, 'encoding', i + done, docs.length) },
-        )
-        yield {
-          ids: part.map((d) => d.id),
-          embeddings,
-          documents: part.map((d): StoredDocument => (d.metadata ? { text: d.text, metadata: d.metadata } : { text: d.text })),
-        }
+  const step = 256
+  async function* batches(): AsyncGenerator<DocumentBatch> {
+    for (let i = 0; i < docs.length; i += step) {
+      const part = docs.slice(i, i + step)
+      const embeddings = await model.encode(
+        part.map((d) => d.text),
+        { isQuery: false, batchSize, signal, onProgress: ({ done }) => bar(io, 'encoding', i + done, docs.length) },
+      )
+      yield {
+        ids: part.map((d) => d.id),
+        embeddings,
+        documents: part.map((d): StoredDocument => (d.metadata ? { text: d.text, metadata: d.metadata } : { text: d.text })),
       }
     }
-    const result = await index.add(batches(), {
-      signal,
-      onProgress: (p) => {
-        if (p.stage !== 'push') bar(io, p.stage === 'kmeans' ? 'k-means' : p.stage, p.done, p.total)
-      },
-    })
-    const info = index.info
-    await index.close()
-    if (io.tty) io.err('\r\x1b[K')
-    // Move into place: the old index (if any) is replaced only once the new one is complete.
-    if (fs.existsSync(target)) {
-      const old = `${target}.old-${process.pid}`
-      fs.renameSync(target, old)
-      fs.renameSync(tmp, target)
-      fs.rmSync(old, { recursive: true, force: true })
-    } else {
-      fs.mkdirSync(path.dirname(target), { recursive: true })
-      fs.renameSync(tmp, target)
+  }
+  const addOptions = {
+    signal,
+    onProgress: (p: AddProgress) => {
+      if (p.stage !== 'push') bar(io, p.stage === 'kmeans' ? 'k-means' : p.stage, p.done, p.total)
+    },
+  }
+  let result: AddResult
+  let info: PlaidIndexInfo
+  if (state === 'index') {
+    // One transaction on the existing index, holding its writer lock from the first batch to
+    // the commit: other writers wait or get INDEX_LOCKED, searches see the old documents until
+    // the new ones are complete, and an interrupted run changes nothing.
+    const index = await openForOverwrite(target, nbits)
+    try {
+      result = await index.replaceAll(batches(), { ...addOptions, nbits: nbits as 1 | 2 | 4 | undefined })
+      info = index.info
+    } finally {
+      await index.close()
     }
-    const seconds = (performance.now() - started) / 1000
-    if (values.json) {
-      io.out(JSON.stringify({ index: target, documents: result.added, embeddings: info.embeddings, centroids: result.numCentroids, bytesOnDisk: info.bytesOnDisk, seconds }) + '\n')
-    } else {
-      io.out(
-        `indexed ${result.added} documents (${info.embeddings} token embeddings, ${result.numCentroids} centroids, ` +
-          `${(info.bytesOnDisk / 1e6).toFixed(1)} MB) into ${target} in ${seconds.toFixed(1)} s\n`,
+  } else {
+    const tmp = `${target}.tmp-${process.pid}`
+    const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true })
+    process.once('exit', cleanup)
+    try {
+      const index = await PlaidIndex.create(tmp, { nbits: nbits as 1 | 2 | 4 | undefined })
+      result = await index.add(batches(), addOptions)
+      info = index.info
+      await index.close()
+      moveIntoPlace(tmp, target)
+    } finally {
+      cleanup()
+      process.removeListener('exit', cleanup)
+    }
+  }
+  endBar(io)
+  const seconds = (performance.now() - started) / 1000
+  if (values.json) {
+    io.out(JSON.stringify({ index: target, documents: result.added, embeddings: info.embeddings, centroids: result.numCentroids, bytesOnDisk: info.bytesOnDisk, seconds }) + '\n')
+  } else {
+    io.out(
+      `indexed ${result.added} documents (${info.embeddings} token embeddings, ${result.numCentroids} centroids, ` +
+        `${(info.bytesOnDisk / 1e6).toFixed(1)} MB) into ${target} in ${seconds.toFixed(1)} s\n`,
+    )
+  }
+}
+
+/**
+ * Opens the index an --overwrite replaces. An index this version cannot read (another format,
+ * a damaged manifest) is first replaced by an empty one, which is what it would become anyway.
+ */
+async function openForOverwrite(target: string, nbits: number | undefined): Promise<PlaidIndex> {
+  try {
+    return await PlaidIndex.open(target)
+  } catch (e) {
+    if (!(e instanceof ColbertError) || !['INDEX_FORMAT_UNSUPPORTED', 'INDEX_CORRUPT'].includes(e.code)) throw e
+    return PlaidIndex.create(target, { overwrite: true, nbits: nbits as 1 | 2 | 4 | undefined })
+  }
+}
+
+/**
+ * Moves a finished index from its temporary folder to `target`, which must still be missing or
+ * empty: if another process put something there meanwhile, nothing is replaced.
+ */
+function moveIntoPlace(tmp: string, target: string) {
+  fs.mkdirSync(path.dirname(target), { recursive: true })
+  try {
+    // rmdir removes only an empty folder (rename over one is not portable); rename never
+    // replaces a non-empty one.
+    if (fs.existsSync(target)) fs.rmdirSync(target)
+    fs.renameSync(tmp, target)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EPERM' || code === 'ENOTDIR') {
+      throw new ColbertError(
+        'INDEX_EXISTS',
+        `${target} was filled by another process while this run worked; nothing was replaced: run again (with --overwrite to replace an index)`,
       )
     }
-  } finally {
-    cleanup()
-    process.removeListener('exit', cleanup)
+    throw new ColbertError('IO', `cannot move the new index into ${target}: ${(e as Error).message}`)
   }
 }
 
@@ -443,6 +539,9 @@ async function cmdRerank(args: string[], io: Io, signal: AbortSignal) {
   const k = int(values.k, 'k')
   const candidates: SourceDocument[] = []
   for await (const d of jsonlDocuments(positionals[0])) candidates.push(d)
+  if (candidates.length === 0) {
+    throw new ColbertError('INVALID_ARGUMENT', `${positionals[0] === '-' ? 'stdin' : positionals[0]} holds no candidates: pass JSON lines { "id": …, "text": … }`)
+  }
   const model = await loadModel(values, io, signal)
   const q = await model.encode([values.query], { isQuery: true, signal })
   const d = await model.encode(
@@ -490,6 +589,7 @@ async function cmdEval(args: string[], io: Io, signal: AbortSignal) {
     'batch-size': { type: 'string' },
     name: { type: 'string' },
     ndcg: { type: 'string' },
+    run: { type: 'string' },
   })
   if (values.help) return io.out(HELP.eval + '\n')
   const ndcg = values.ndcg ?? 'auto'
@@ -504,6 +604,7 @@ async function cmdEval(args: string[], io: Io, signal: AbortSignal) {
   const started = performance.now()
   const index = values.index ? await PlaidIndex.open(values.index) : undefined
   try {
+    if (index) await checkIndexCoversCorpus(index, dataset.corpus.map((d) => d.id), io)
     const result = await evaluate({
       model,
       dataset,
@@ -514,11 +615,19 @@ async function cmdEval(args: string[], io: Io, signal: AbortSignal) {
       onProgress,
       metricOptions: ndcg === 'auto' ? undefined : { gradedNdcg: ndcg === 'graded' },
     })
-    if (io.tty) io.err('\r\x1b[K')
+    endBar(io)
     const seconds = (performance.now() - started) / 1000
     const mode = index ? 'plaid' : values.pool ? 'rerank' : 'exhaustive'
+    if (values.run) writeRunFile(values.run, result.rankings, `colbert-${mode}`)
     if (values.json) {
-      io.out(JSON.stringify({ dataset: folder, mode, metrics: result.metrics, queries: result.queries, documents: result.documents, gradedNdcg: result.gradedNdcg, timings: result.timings, seconds }, null, 2) + '\n')
+      const metricOptions = { gradedNdcg: result.gradedNdcg }
+      const perQuery = Object.fromEntries(
+        [...result.rankings.keys()].map((qid) => [
+          qid,
+          computeMetrics(new Map([[qid, result.rankings.get(qid) ?? []]]), new Map([[qid, dataset.qrels.get(qid) ?? new Map()]]), metricOptions),
+        ]),
+      )
+      io.out(JSON.stringify({ dataset: folder, mode, metrics: result.metrics, perQuery, queries: result.queries, documents: result.documents, gradedNdcg: result.gradedNdcg, timings: result.timings, seconds }, null, 2) + '\n')
       return
     }
     const name = values.name ?? path.basename(path.resolve(folder))
@@ -526,6 +635,38 @@ async function cmdEval(args: string[], io: Io, signal: AbortSignal) {
     io.out(`\n${result.queries} queries, ${result.documents} documents, ${mode}, ${seconds.toFixed(1)} s\n`)
   } finally {
     await index?.close()
+  }
+}
+
+/**
+ * Refuses an index that holds none of the corpus's documents (every metric would be 0) and
+ * warns when it holds only some: the others count as never retrieved.
+ */
+async function checkIndexCoversCorpus(index: PlaidIndex, corpusIds: string[], io: Io) {
+  const found = (await index.documents(corpusIds)).filter((d) => d !== null).length
+  const held = index.info.documents
+  if (found === 0) {
+    throw new ColbertError(
+      'INVALID_ARGUMENT',
+      `the index ${index.dir} holds none of this corpus's ${corpusIds.length} document ids (it holds ${held} others): build it from this corpus with 'colbert index <beir-folder> --index <dir>'`,
+    )
+  }
+  if (found < corpusIds.length) {
+    io.err(`warning: the index holds ${found} of the corpus's ${corpusIds.length} documents (and ${held - found} others); the missing ones count as never retrieved\n`)
+  }
+}
+
+/** Writes rankings as a TREC run file (`qid Q0 docid rank score tag`), atomically. */
+function writeRunFile(file: string, rankings: Rankings, tag: string) {
+  const lines: string[] = []
+  for (const [qid, hits] of rankings) hits.forEach((h, i) => lines.push(`${qid} Q0 ${h.id} ${i + 1} ${h.score} ${tag}`))
+  const tmp = `${file}.tmp-${process.pid}`
+  try {
+    fs.writeFileSync(tmp, lines.length ? lines.join('\n') + '\n' : '')
+    fs.renameSync(tmp, file)
+  } catch (e) {
+    fs.rmSync(tmp, { force: true })
+    throw new ColbertError('IO', `cannot write the run file ${file}: ${(e as Error).message}`)
   }
 }
 
@@ -540,7 +681,7 @@ async function cmdEncode(args: string[], io: Io, signal: AbortSignal) {
     texts.map((t) => t.text),
     { isQuery: Boolean(values.queries), batchSize, signal, onProgress: ({ done, total }) => bar(io, 'encoding', done, total) },
   )
-  if (io.tty) io.err('\r\x1b[K')
+  endBar(io)
   for (let i = 0; i < count(e); i++) {
     const rows = item(e, i)
     const n = rows.length / e.dim
@@ -571,8 +712,18 @@ async function cmdInfo(args: string[], io: Io, signal: AbortSignal) {
   if (values.json) return io.out(JSON.stringify(info, null, 2) + '\n')
   for (const [section, body] of Object.entries(info)) {
     io.out(`${section}:\n`)
-    for (const [k, v] of Object.entries(body as Record<string, unknown>)) {
-      io.out(`  ${k}: ${Array.isArray(v) ? (v.length > 12 ? `${v.length} entries` : v.join(' ')) : String(v)}\n`)
+    printFields(io, body as Record<string, unknown>, '  ')
+  }
+}
+
+/** Prints `key: value` lines; nested objects are indented under their key. */
+function printFields(io: Io, body: Record<string, unknown>, indent: string) {
+  for (const [k, v] of Object.entries(body)) {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      io.out(`${indent}${k}:\n`)
+      printFields(io, v as Record<string, unknown>, `${indent}  `)
+    } else {
+      io.out(`${indent}${k}: ${Array.isArray(v) ? (v.length > 12 ? `${v.length} entries` : v.join(' ')) : String(v)}\n`)
     }
   }
 }
@@ -591,7 +742,11 @@ export async function main(argv: string[]): Promise<number> {
   const io: Io = {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
-    tty: Boolean(process.stderr.isTTY) && !argv.includes('--quiet'),
+    tty: Boolean(process.stderr.isTTY),
+    quiet: argv.includes('--quiet'),
+    lastLabel: '',
+    lastLine: 0,
+    lastDone: 0,
   }
   const [command, ...rest] = argv
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -615,7 +770,7 @@ export async function main(argv: string[]): Promise<number> {
     await run(rest, io, controller.signal)
     return 0
   } catch (e) {
-    if (io.tty) io.err('\r\x1b[K')
+    endBar(io)
     if (e instanceof UsageError) {
       io.err(`colbert ${command}: ${e.message}\nRun 'colbert ${command} --help' for usage.\n`)
       return 2
