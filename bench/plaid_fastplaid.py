@@ -50,13 +50,22 @@ def dir_bytes(path):
 if a.phase == "build":
     docs = load("docs")
     tokens = sum(len(d) for d in docs)
-    shutil.rmtree(a.index, ignore_errors=True)
+    # Build beside the target and swap only when complete: a killed run leaves the previous
+    # index (and at most a stale .tmp folder) rather than a half-written one.
+    target = pathlib.Path(a.index)
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
     before = rss_mb()
     t = time.perf_counter()
-    index = fp.FastPlaid(index=a.index, device="cpu")
+    index = fp.FastPlaid(index=str(tmp), device="cpu")
     index.create(documents_embeddings=docs, nbits=a.nbits, seed=42, use_triton_kmeans=False)
     seconds = time.perf_counter() - t
-    size = dir_bytes(a.index)
+    size = dir_bytes(tmp)
+    old = target.with_name(f"{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
     print(json.dumps({"engine": "fast-plaid", "phase": "build", "threads": a.threads, "nbits": a.nbits,
                       "documents": len(docs), "tokens": tokens, "seconds": seconds,
                       "peak_rss_mb": rss_mb(), "rss_before_build_mb": before,
