@@ -240,3 +240,100 @@ test('rerank orders candidates by MaxSim; encode prints token embeddings', (t) =
   const norm = Math.hypot(...lines[0].embeddings[0])
   t.true(Math.abs(norm - 1) < 1e-3)
 })
+
+test('--overwrite replaces an index in one transaction; another process holding a writer makes it INDEX_LOCKED', async (t) => {
+  const dir = tmp()
+  const jsonl = path.join(dir, 'docs.jsonl')
+  fs.writeFileSync(jsonl, '{"id":"a","text":"one cat"}\n{"id":"b","text":"two dogs"}\n{"id":"c","text":"three birds"}\n')
+  const target = path.join(dir, 'idx')
+  t.is(run(['index', jsonl, '--index', target, ...MODEL]).code, 0)
+  // Another process holds a write transaction open: --overwrite must not replace the index under it.
+  const holder = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const { PlaidIndex } = require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))})
+       setInterval(() => {}, 1000) // keeps the process (and its open transaction) alive until killed
+       PlaidIndex.open(process.argv[1]).then((i) => i.add((async function* () { console.log('holding'); await new Promise(() => {}) })()))`,
+      target,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  try {
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()))
+    await new Promise((r) => setTimeout(r, 200))
+    const files = fs.readdirSync(target).sort()
+    fs.writeFileSync(jsonl, '{"id":"x","text":"only this one"}\n')
+    const locked = run(['index', jsonl, '--index', target, '--overwrite', ...MODEL])
+    t.is(locked.code, 1)
+    t.regex(locked.stderr, /INDEX_LOCKED: .*another process/)
+    t.deepEqual(fs.readdirSync(target).sort(), files, 'the index was left as it was')
+  } finally {
+    holder.kill('SIGKILL')
+    await new Promise((resolve) => holder.on('exit', resolve))
+  }
+  // With the writer gone, --overwrite replaces the documents; other files in the folder stay.
+  fs.writeFileSync(path.join(target, 'README.txt'), 'my notes about this index')
+  const ok = run(['index', jsonl, '--index', target, '--overwrite', '--nbits', '2', ...MODEL, '--json'])
+  t.is(ok.code, 0, ok.stderr)
+  t.is(JSON.parse(ok.stdout).documents, 1)
+  t.is(fs.readFileSync(path.join(target, 'README.txt'), 'utf8'), 'my notes about this index')
+  const info = JSON.parse(run(['info', '--index', target, '--json']).stdout).index
+  t.is(info.documents, 1)
+  t.is(info.nbits, 2)
+  t.deepEqual(fs.readdirSync(dir).sort(), ['docs.jsonl', 'idx'], 'no temporary folder')
+})
+
+test('a new index never replaces one another run put at the same path meanwhile', async (t) => {
+  const dir = tmp()
+  const target = path.join(dir, 'idx')
+  const child = spawn(process.execPath, [BIN, 'index', path.join(DATA, 'medline'), '--index', target, ...MODEL], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (b) => (stderr += b))
+  const deadline = Date.now() + 60_000
+  while (!fs.readdirSync(dir).some((n) => n.startsWith('idx.tmp-')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  t.true(fs.readdirSync(dir).some((n) => n.startsWith('idx.tmp-')), 'indexing started')
+  // Someone else's index appears at the target while the run encodes.
+  fs.mkdirSync(target)
+  fs.writeFileSync(path.join(target, 'MANIFEST'), 'theirs')
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
+  t.is(code, 1, stderr)
+  t.regex(stderr, /INDEX_EXISTS: .*filled by another process/)
+  t.is(fs.readFileSync(path.join(target, 'MANIFEST'), 'utf8'), 'theirs')
+  t.deepEqual(fs.readdirSync(dir), ['idx'], 'the temporary index was removed')
+})
+
+test('progress goes to a non-terminal stderr as plain lines; info prints nested fields; eval writes a TREC run and per-query metrics', async (t) => {
+  const dir = tmp()
+  const adi = path.join(DATA, 'adi')
+  const idx = path.join(dir, 'adi')
+  const built = run(['index', adi, '--index', idx, ...MODEL])
+  t.is(built.code, 0, built.stderr)
+  t.regex(built.stderr, /^encoding \d+\/82$/m)
+  t.regex(built.stderr, /^encoding 82\/82$/m, 'the end of a stage is printed')
+  t.regex(built.stderr, /^k-means \d+\/\d+$/m)
+  t.is(run(['index', adi, '--index', path.join(dir, 'quiet'), ...MODEL, '--quiet']).stderr, '')
+  const info = run(['info', '--index', idx])
+  t.notRegex(info.stdout, /\[object Object\]/)
+  t.regex(info.stdout, /^ {2}drift:\n {4}embeddings: 0\n {4}outlierFraction: /m)
+  const runFile = path.join(dir, 'run.txt')
+  const ev = run(['eval', adi, ...MODEL, '--index', idx, '--run', runFile, '--json'])
+  t.is(ev.code, 0, ev.stderr)
+  const out = JSON.parse(ev.stdout)
+  const lines = fs.readFileSync(runFile, 'utf8').trim().split('\n')
+  const qids = Object.keys(out.perQuery)
+  t.is(qids.length, out.queries)
+  // Each query's top-k in TREC format, ranks from 1, scores descending.
+  const first = lines.filter((l) => l.startsWith(`${qids[0]} `)).map((l) => l.split(' '))
+  t.true(first.length > 0)
+  first.forEach((f, i) => {
+    t.is(f.length, 6)
+    t.is(f[1], 'Q0')
+    t.is(Number(f[3]), i + 1)
+    t.is(f[5], 'colbert-plaid')
+    if (i > 0) t.true(Number(f[4]) <= Number(first[i - 1][4]))
+  })
+  // The per-query values average to the reported metrics.
+  const mean = qids.reduce((a, q) => a + out.perQuery[q]['ndcg@10'], 0) / qids.length
+  t.true(Math.abs(mean - out.metrics['ndcg@10']) < 1e-12, `${mean} vs ${out.metrics['ndcg@10']}`)
+})

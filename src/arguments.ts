@@ -44,6 +44,12 @@ export function strictJson(value: unknown, what: string): string {
   }
 }
 
+/** Rejects an options object with a key outside `allowed` (a typo would otherwise be ignored). */
+export function checkKeys(options: object, allowed: ReadonlySet<string>, what: string): void {
+  if (options === null || typeof options !== 'object') throw invalidArgument(`${what} must be an object`)
+  for (const key of Object.keys(options)) if (!allowed.has(key)) throw invalidArgument(`unknown ${what} ${JSON.stringify(key)}`)
+}
+
 /** An optional value of a given `typeof`. */
 export function optionalType<T>(value: unknown, type: string, name: string): T | undefined {
   if (value === undefined) return undefined

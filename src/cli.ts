@@ -6,6 +6,7 @@ import path from 'node:path'
 import readline from 'node:readline'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 
+import { checkWellFormed } from './arguments'
 import { count, item, type Embeddings } from './embeddings'
 import { ColbertError } from './errors'
 import { badLine, parseJsonLine } from './jsonl'
@@ -392,6 +393,7 @@ async function cmdIndex(args: string[], io: Io, signal: AbortSignal) {
   const seen = new Set<string>()
   for (const d of docs) {
     if (seen.has(d.id)) throw new ColbertError('INVALID_ARGUMENT', `duplicate document id ${JSON.stringify(d.id)}`)
+    checkWellFormed(d.id, `document id ${JSON.stringify(d.id)}`)
     seen.add(d.id)
   }
   const model = await loadModel(values, io, signal)
@@ -749,9 +751,13 @@ export async function main(argv: string[]): Promise<number> {
     lastDone: 0,
   }
   const [command, ...rest] = argv
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  if (command === undefined) {
+    io.err(HELP.main + '\n')
+    return 2
+  }
+  if (command === '--help' || command === '-h' || command === 'help') {
     io.out(HELP.main + '\n')
-    return command === undefined ? 2 : 0
+    return 0
   }
   if (command === '--version' || command === '-v') {
     io.out(`${JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version}\n`)

@@ -1,6 +1,6 @@
 // The ColBERT encoder: model loading and text → token embeddings.
 
-import { checkSignal, optionalType, positiveInt, withCancel } from './arguments'
+import { checkKeys, checkSignal, optionalType, positiveInt, withCancel } from './arguments'
 import { abortError, callNative, ColbertError, fromNative, invalidArgument } from './errors'
 import type { Embeddings } from './embeddings'
 import { resolveModelPath, type DownloadProgress } from './hub'
@@ -114,6 +114,8 @@ const OPTION_KEYS = new Set([
   'onProgress',
 ])
 
+const ENCODE_KEYS = new Set(['isQuery', 'batchSize', 'signal', 'onProgress'])
+
 function checkTexts(texts: unknown): string[] {
   if (!Array.isArray(texts)) throw invalidArgument('texts must be an array of strings')
   for (let i = 0; i < texts.length; i++) {
@@ -164,10 +166,7 @@ export class ColBERT {
    */
   static async fromPretrained(nameOrPath: string, options: ColBERTOptions = {}): Promise<ColBERT> {
     if (typeof nameOrPath !== 'string' || nameOrPath.length === 0) throw invalidArgument('the model path must be a non-empty string')
-    if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object')
-    for (const key of Object.keys(options)) {
-      if (!OPTION_KEYS.has(key)) throw invalidArgument(`unknown option ${JSON.stringify(key)}`)
-    }
+    checkKeys(options, OPTION_KEYS, 'option')
     const ep = options.executionProvider
     if (ep !== undefined && ep !== 'cpu' && ep !== 'cuda') {
       throw invalidArgument(`executionProvider must be 'cpu' or 'cuda', got ${JSON.stringify(ep)}`)
@@ -222,6 +221,7 @@ export class ColBERT {
    */
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
     const list = checkTexts(texts)
+    checkKeys(options, ENCODE_KEYS, 'encode option')
     const isQuery = optionalType<boolean>(options.isQuery, 'boolean', 'isQuery') ?? true
     const batchSize = positiveInt(options.batchSize, 'batchSize') ?? 32
     const signal = checkSignal(options.signal)

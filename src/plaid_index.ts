@@ -1,7 +1,7 @@
 // The PLAID index: create/open an index folder, add (streamed) and delete documents by id, search.
 import path from 'node:path'
 
-import { checkSignal, checkWellFormed, positiveInt, strictJson, withCancel } from './arguments'
+import { checkKeys, checkSignal, checkWellFormed, positiveInt, strictJson, withCancel } from './arguments'
 import { assertEmbeddings, count, type Embeddings } from './embeddings'
 import { abortError, callNative, fromNative, invalidArgument } from './errors'
 import { native, type Native } from './native'
@@ -200,11 +200,6 @@ function checkFilter(filter: unknown): string | undefined {
   if (filter === undefined) return undefined
   if (!isPlainObject(filter)) throw invalidArgument('filter must be a plain object such as { lang: "en" }')
   return strictJson(filter, 'filter')
-}
-
-function checkKeys(options: object, allowed: Set<string>, what: string) {
-  if (options === null || typeof options !== 'object') throw invalidArgument(`${what} must be an object`)
-  for (const key of Object.keys(options)) if (!allowed.has(key)) throw invalidArgument(`unknown ${what} ${JSON.stringify(key)}`)
 }
 
 function checkIds(ids: unknown, n: number, what = 'ids'): string[] {
