@@ -6,11 +6,12 @@
 // The index is modified: run it on a copy you can throw away.
 // Usage: node bench/churn.mjs <dir> [--tokens 8-24] [--ops 1000] [--singles 200] [--drift 1]
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 
 import { generator, latencies } from './synthetic.mjs'
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { PlaidIndex, threadBudget } = createRequire(import.meta.url)(path.join(root, 'dist', 'index.js'))
 const dir = process.argv[2]
 if (!dir) throw new Error('usage: node bench/churn.mjs <index dir> [--tokens 8-24] [--ops 1000] [--singles 200]')

@@ -2,9 +2,10 @@
 // top 100 documents of every query, written to <dump>/exact_top100.json.
 import fs from 'node:fs'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { maxsim } = createRequire(import.meta.url)(path.join(root, 'dist', 'index.js'))
 const dir = path.resolve(process.argv[2] ?? path.join(root, 'bench', 'out', 'scifact'))
 const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'))

@@ -6,9 +6,10 @@
 // whole collection.
 import fs from 'node:fs'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const [phase, dumpDir, indexDir, ...rest] = process.argv.slice(2)
 const args = Object.fromEntries(rest.reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []))
 const { PlaidIndex, threadBudget } = createRequire(import.meta.url)(path.join(root, 'dist', 'index.js'))

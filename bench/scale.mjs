@@ -4,11 +4,12 @@
 // process per size, so memory figures are clean.
 // Usage: node --expose-gc bench/scale.mjs <documents> [--dir bench/out/scale-<n>] [--nbits 4] [--tokens 30-70]
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 
 import { anonKb, dirBytes, generator, latencies } from './synthetic.mjs'
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { PlaidIndex, threadBudget } = createRequire(import.meta.url)(path.join(root, 'dist', 'index.js'))
 const n = Number(process.argv[2] ?? 10000)
 const args = Object.fromEntries(process.argv.slice(3).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []))

@@ -4,9 +4,10 @@
 // Usage: npm run demo [-- "your question" ...].
 import fs from 'node:fs'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 process.chdir(root)
 const { main } = createRequire(import.meta.url)(path.join(root, 'dist', 'src', 'cli.js'))
 
