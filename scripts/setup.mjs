@@ -1,0 +1,75 @@
+// The set-up both README commands start with (`npm run demo`, `npm test`): install the
+// dependencies the way `npm ci` does when they are missing or out of date, then build the addon
+// and the TypeScript layer when their sources changed. A second run with nothing changed does
+// nothing and says so. Uses only Node's standard library (it runs before anything is installed).
+//
+//   node scripts/setup.mjs [--force]   (--force: reinstall and rebuild everything)
+import { execFileSync } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const force = process.argv.includes('--force')
+const at = (...p) => path.join(root, ...p)
+const log = (s) => process.stderr.write(`setup: ${s}\n`)
+
+function run(cmd, args, env = {}) {
+  execFileSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } })
+}
+
+/** npm itself: the one running this script when started by `npm run`, else `npm` on the PATH. */
+function npm(args, env) {
+  const cli = process.env.npm_execpath
+  if (cli && /\.[cm]?js$/.test(cli)) run(process.execPath, [cli, ...args], env)
+  else run(process.platform === 'win32' ? 'npm.cmd' : 'npm', args, env)
+}
+
+/** Newest modification time (ms) under the given files and folders (skipping build outputs). */
+function newest(paths) {
+  let t = 0
+  const visit = (p) => {
+    let st
+    try {
+      st = fs.statSync(p)
+    } catch {
+      return
+    }
+    if (st.isDirectory()) {
+      for (const name of fs.readdirSync(p)) if (name !== 'target' && name !== 'node_modules' && !name.startsWith('.')) visit(path.join(p, name))
+    } else t = Math.max(t, st.mtimeMs)
+  }
+  paths.forEach(visit)
+  return t
+}
+
+const mtime = (p) => fs.statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0
+
+// 1. Dependencies: `npm ci` when package-lock.json is not what was last installed.
+const lock = fs.readFileSync(at('package-lock.json'))
+const lockHash = crypto.createHash('sha256').update(lock.toString('base64')).digest('hex')
+const stamp = at('node_modules', '.colbert-installed')
+if (force || !fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== lockHash) {
+  log('installing dependencies (npm ci) ...')
+  // onnxruntime-node's install script would download CUDA files (and fail offline); the CPU
+  // library we use ships in its npm tarball. npm 11 skips that script (package.json
+  // allowScripts); npm 10 runs it, and this variable tells it to do nothing.
+  npm(['ci', '--no-audit', '--no-fund'], { ONNXRUNTIME_NODE_INSTALL: 'skip' })
+  fs.writeFileSync(stamp, lockHash)
+} else log('dependencies are up to date')
+
+// 2. The addon: cargo rebuilds what changed; skip it entirely when no Rust input is newer.
+const addon = fs.readdirSync(root).find((n) => /^colbert\..*\.node$/.test(n))
+const rustInputs = [at('crates'), at('Cargo.toml'), at('Cargo.lock'), at('rust-toolchain.toml')]
+if (force || !addon || !fs.existsSync(at('native.js')) || newest(rustInputs) > Math.min(mtime(at(addon)), mtime(at('native.d.ts')))) {
+  log('building the addon (napi build --release) ...')
+  npm(['run', '--silent', 'build:native'])
+} else log(`the addon is up to date (${addon})`)
+
+// 3. The TypeScript layer.
+const tsInputs = [at('index.ts'), at('src'), at('tsconfig.json'), at('tsconfig.build.json'), at('native.d.ts'), at('native.js'), at('package.json')]
+if (force || newest(tsInputs) > mtime(at('dist', 'index.mjs'))) {
+  log('building the TypeScript layer (dist/) ...')
+  npm(['run', '--silent', 'build:ts'])
+} else log('dist/ is up to date')
