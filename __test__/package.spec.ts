@@ -69,3 +69,39 @@ console.log(JSON.stringify({ dim: e.dim }))
   const esm = JSON.parse(run(process.execPath, ['esm.mjs'], app, env))
   t.true(esm.dim > 0)
 })
+
+test('without its addon the package says PLATFORM_UNSUPPORTED, and the CLI still answers --help and --version', (t) => {
+  // The package as installed on a platform we do not build for: everything but the addon.
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'colbert-noaddon-'))
+  const pkg = path.join(work, 'node_modules', 'colbert')
+  fs.mkdirSync(pkg, { recursive: true })
+  for (const p of ['bin', 'dist', 'native.js', 'package.json']) fs.cpSync(path.join(ROOT, p), path.join(pkg, p), { recursive: true })
+  const env = { ...process.env }
+  delete env.NAPI_RS_NATIVE_LIBRARY_PATH
+  t.regex(run(process.execPath, [path.join(pkg, 'bin', 'colbert.js'), '--version'], work, env), /^\d+\.\d+\.\d+\n$/)
+  t.regex(run(process.execPath, [path.join(pkg, 'bin', 'colbert.js'), '--help'], work, env), /^colbert — /)
+  const probe = (arch: string) =>
+    JSON.parse(
+      run(
+        process.execPath,
+        [
+          '-e',
+          `Object.defineProperty(process, 'arch', { value: ${JSON.stringify(arch)} })
+           const c = require('colbert')
+           const metrics = c.computeMetrics(new Map([['q', [{ id: 'd', score: 1 }]]]), new Map([['q', new Map([['d', 1]])]]))
+           c.ColBERT.fromPretrained('x').catch((e) => console.log(JSON.stringify({ code: e.code, message: e.message, ndcg: metrics['ndcg@10'] })))`,
+        ],
+        work,
+        env,
+      ),
+    )
+  // A listed platform whose package is missing: reinstall.
+  const missing = probe(process.arch)
+  t.is(missing.code, 'PLATFORM_UNSUPPORTED')
+  t.is(missing.ndcg, 1, 'what needs no addon works')
+  t.regex(missing.message, /platform package \(colbert-.+\) is missing or broken.*npm install --os=linux --cpu=x64 --libc=glibc/)
+  // A platform we do not build for: the list of those we do.
+  const other = probe('ia32')
+  t.is(other.code, 'PLATFORM_UNSUPPORTED')
+  t.regex(other.message, /no prebuilt addon for \w+-ia32.*supported: linux-x64-gnu, linux-arm64-gnu, darwin-arm64, win32-x64-msvc, win32-arm64-msvc/)
+})
