@@ -7,7 +7,7 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { DATA, ROOT, STANDIN } from './helpers'
+import { DATA, dataTest, ROOT, STANDIN } from './helpers'
 
 const BIN = path.join(ROOT, 'bin', 'colbert.js')
 const MODEL = ['--model', STANDIN, '--quantized']
@@ -143,7 +143,7 @@ test('index refuses to replace an index without --overwrite and never leaves a h
   t.deepEqual(s[0].hits[0], { ...s[0].hits[0], id: 'b', text: 'T two dogs', metadata: { lang: 'en', title: 'T' } })
 })
 
-test('an interrupted index run exits 130 and leaves no index and no temporary folder', async (t) => {
+dataTest('an interrupted index run exits 130 and leaves no index and no temporary folder', async (t) => {
   const dir = tmp()
   const target = path.join(dir, 'idx')
   const child = spawn(process.execPath, [BIN, 'index', path.join(DATA, 'medline'), '--index', target, ...MODEL], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -160,7 +160,7 @@ test('an interrupted index run exits 130 and leaves no index and no temporary fo
   t.deepEqual(fs.readdirSync(dir), [])
 })
 
-test('a run killed with SIGKILL leaves only a temporary folder, removed by the next run', async (t) => {
+dataTest('a run killed with SIGKILL leaves only a temporary folder, removed by the next run', async (t) => {
   const dir = tmp()
   const target = path.join(dir, 'idx')
   const child = spawn(process.execPath, [BIN, 'index', path.join(DATA, 'medline'), '--index', target, ...MODEL], { stdio: 'ignore' })
@@ -176,7 +176,7 @@ test('a run killed with SIGKILL leaves only a temporary folder, removed by the n
   t.deepEqual(fs.readdirSync(dir).sort(), ['docs.jsonl', 'idx'])
 })
 
-test('eval prints PyLate metrics for a BEIR folder, exhaustive and through an index', (t) => {
+dataTest('eval prints PyLate metrics for a BEIR folder, exhaustive and through an index', (t) => {
   const adi = path.join(DATA, 'adi')
   const ex = run(['eval', adi, ...MODEL, '--json'])
   t.is(ex.code, 0, ex.stderr)
@@ -284,7 +284,7 @@ test('--overwrite replaces an index in one transaction; another process holding 
   t.deepEqual(fs.readdirSync(dir).sort(), ['docs.jsonl', 'idx'], 'no temporary folder')
 })
 
-test('a new index never replaces one another run put at the same path meanwhile', async (t) => {
+dataTest('a new index never replaces one another run put at the same path meanwhile', async (t) => {
   const dir = tmp()
   const target = path.join(dir, 'idx')
   const child = spawn(process.execPath, [BIN, 'index', path.join(DATA, 'medline'), '--index', target, ...MODEL], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -303,7 +303,7 @@ test('a new index never replaces one another run put at the same path meanwhile'
   t.deepEqual(fs.readdirSync(dir), ['idx'], 'the temporary index was removed')
 })
 
-test('progress goes to a non-terminal stderr as plain lines; info prints nested fields; eval writes a TREC run and per-query metrics', async (t) => {
+dataTest('progress goes to a non-terminal stderr as plain lines; info prints nested fields; eval writes a TREC run and per-query metrics', async (t) => {
   const dir = tmp()
   const adi = path.join(DATA, 'adi')
   const idx = path.join(dir, 'adi')

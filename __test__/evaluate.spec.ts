@@ -26,7 +26,7 @@ import {
   type Qrels,
   type RankedHit,
 } from '../index'
-import { DATA, FIXTURES, STANDIN } from './helpers'
+import { DATA, dataTest, FIXTURES, STANDIN, withData } from './helpers'
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'colbert-eval-'))
 
@@ -188,7 +188,7 @@ test('every metric matches PyLate (sentence-transformers) and trec_eval goldens 
   t.log(`${compared} values over ${golden.cases.length} cases, max |Δ| = ${maxDelta.toExponential(2)}`)
 })
 
-test('graded nDCG@10 of the TREC DL BM25 runs equals the published trec_eval values', async (t) => {
+dataTest('graded nDCG@10 of the TREC DL BM25 runs equals the published trec_eval values', async (t) => {
   // SOURCE.md of each folder: trec_eval ndcg_cut.10 of bm25-top100.tsv is 0.5058 (DL19), 0.4796 (DL20).
   for (const [folder, want] of [['trec-dl-2019-passage-bm25top100', 0.5058], ['trec-dl-2020-passage-bm25top100', 0.4796]] as const) {
     const dir = path.join(DATA, folder)
@@ -235,7 +235,7 @@ test('formatMetricsTable matches the model card layout and Python rounding', (t)
 // ---------------------------------------------------------------------------------------------
 // loadBeir
 
-test('loadBeir reads ADI (82 documents, 35 queries, 170 judgements)', async (t) => {
+dataTest('loadBeir reads ADI (82 documents, 35 queries, 170 judgements)', async (t) => {
   const adi = await loadBeir(path.join(DATA, 'adi'))
   t.is(adi.corpus.length, 82) // wc -l corpus.jsonl
   t.is(adi.queries.length, 35) // wc -l queries.jsonl
@@ -248,7 +248,7 @@ test('loadBeir reads ADI (82 documents, 35 queries, 170 judgements)', async (t) 
   t.is(documentText({ title: '', text: ' x ' }), 'x')
 })
 
-test('loadBeir reads graded Cranfield qrels and the SciFact train split', async (t) => {
+dataTest('loadBeir reads graded Cranfield qrels and the SciFact train split', async (t) => {
   const cran = await loadBeir(path.join(DATA, 'cranfield'))
   t.is(cran.corpus.length, 1400)
   t.is(cran.queries.length, 225)
@@ -280,7 +280,8 @@ test('loadBeir reads the BEIR qrels/<split>.tsv layout and reports bad folders a
   }
   await expectError(loadBeir(path.join(dir, 'missing')), /dataset folder not found/)
   await expectError(loadBeir(dir, { split: 'dev' }), /no qrels for split 'dev'.*qrels\/dev\.tsv, qrels-dev\.tsv/)
-  await expectError(loadBeir(path.join(DATA, 'adi', 'raw')), /corpus\.jsonl is missing/)
+  fs.mkdirSync(path.join(dir, 'raw'))
+  await expectError(loadBeir(path.join(dir, 'raw')), /corpus\.jsonl is missing/)
 
   fs.writeFileSync(path.join(dir, 'corpus.jsonl'), '{"_id": "d1", "text": "one"}\n{"_id": "d2", "text": \n')
   await expectError(loadBeir(dir), /corpus\.jsonl:2: not valid JSON/)
@@ -392,13 +393,13 @@ function argsort(q: Embeddings, d: Embeddings, ids: string[], qi: number, k: num
   return [...row.keys()].sort((a, b) => row[b] - row[a] || a - b).slice(0, k).map((i) => ({ id: ids[i], score: row[i] }))
 }
 
-const e2e = (async () => {
+const e2e = withData(async () => {
   const model = await ColBERT.fromPretrained(STANDIN, { quantized: true })
   const dataset = await adiSubset()
   return { model, dataset }
-})()
+})
 
-test('evaluate on 30 ADI documents: exhaustive equals a direct maxsim argsort, PLAID agrees', async (t) => {
+dataTest('evaluate on 30 ADI documents: exhaustive equals a direct maxsim argsort, PLAID agrees', async (t) => {
   const { model, dataset } = await e2e
   const judged = dataset.queries
   t.true(judged.length >= 10, `${judged.length} judged queries`)
@@ -448,7 +449,7 @@ test('evaluate on 30 ADI documents: exhaustive equals a direct maxsim argsort, P
   }
 })
 
-test('evaluate reads a BEIR folder path', async (t) => {
+dataTest('evaluate reads a BEIR folder path', async (t) => {
   const { model } = await e2e
   const dir = tmp()
   const ds = await adiSubset()

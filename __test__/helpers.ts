@@ -2,6 +2,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
 
+import test from 'ava'
+
 import type { Embeddings } from '../index'
 
 export const FIXTURES = path.join(__dirname, 'fixtures')
@@ -9,6 +11,17 @@ export const ROOT = path.join(__dirname, '..')
 export const STANDIN = path.join(ROOT, 'models', 'minilm-colbert')
 /** The shared retrieval collections (BEIR layout), beside the repository as in CI. */
 export const DATA = process.env.COLBERT_DATA_DIR ?? path.join(ROOT, '..', 'shared', 'data')
+/** Whether the shared collections are here (they are not on hosted CI runners). */
+export const HAS_DATA = ['adi', 'medline'].every((c) => fs.existsSync(path.join(DATA, c, 'corpus.jsonl')))
+if (!HAS_DATA) {
+  console.log(`Skipping the tests that read the shared collections: ${DATA} is absent (set COLBERT_DATA_DIR to a folder holding adi/ and medline/ to run them).`)
+}
+/** `test` for tests that read the shared collections; `test.skip` where they are absent. */
+export const dataTest = HAS_DATA ? test : test.skip
+/** A promise of set-up that reads the shared collections: pending forever where they are absent (only skipped tests await it). */
+export function withData<T>(make: () => Promise<T>): Promise<T> {
+  return HAS_DATA ? make() : new Promise<T>(() => undefined)
+}
 
 export interface GoldenItem {
   input_ids: number[]

@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { ColBERT, ColbertError, maxsim, PlaidIndex, Retriever, type Embeddings } from '../index'
-import { DATA, ROOT, STANDIN } from './helpers'
+import { DATA, dataTest, ROOT, STANDIN, withData } from './helpers'
 
 const MEDLINE = path.join(DATA, 'medline')
 const readJsonl = (f: string) =>
@@ -31,7 +31,7 @@ function slice(e: Embeddings, a: number, b: number): Embeddings {
   }
 }
 
-const setup = (async () => {
+const setup = withData(async () => {
   const docs = readJsonl('corpus.jsonl').slice(0, 300)
   const queries = readJsonl('queries.jsonl')
   const model = await ColBERT.fromPretrained(STANDIN, { quantized: true })
@@ -43,7 +43,7 @@ const setup = (async () => {
   const index = await PlaidIndex.create(dir)
   await index.add(ids, d)
   return { ids, d, q, dir, index }
-})()
+})
 
 /** Exact top-k ids per query over the given documents. */
 function exactTop(q: Embeddings, d: Embeddings, ids: string[], k: number): string[][] {
@@ -55,7 +55,7 @@ function exactTop(q: Embeddings, d: Embeddings, ids: string[], k: number): strin
   })
 }
 
-test('recall@10 against exact MaxSim is at least 0.95 with default search settings', async (t) => {
+dataTest('recall@10 against exact MaxSim is at least 0.95 with default search settings', async (t) => {
   const { ids, d, q, index } = await setup
   const hits = await index.search(q, { k: 10 })
   const truth = exactTop(q, d, ids, 10)
@@ -70,7 +70,7 @@ test('recall@10 against exact MaxSim is at least 0.95 with default search settin
   t.true(recall >= 0.95, `recall@10 ${recall}`)
 })
 
-test('info describes the committed state and reopening gives the same results', async (t) => {
+dataTest('info describes the committed state and reopening gives the same results', async (t) => {
   const { q, dir, index } = await setup
   const info = index.info
   t.is(info.documents, 300)
@@ -83,7 +83,7 @@ test('info describes the committed state and reopening gives the same results', 
   await again.close()
 })
 
-test('subset restricts the search to the given ids', async (t) => {
+dataTest('subset restricts the search to the given ids', async (t) => {
   const { ids, q, index } = await setup
   const subset = ids.filter((_, i) => i % 3 === 0)
   const hits = await index.search(q, { k: 10, subset })
@@ -91,7 +91,7 @@ test('subset restricts the search to the given ids', async (t) => {
   for (const h of hits) for (const x of h) t.true(allowed.has(x.id))
 })
 
-test('add, delete and reopen keep ids stable; deleted documents never come back', async (t) => {
+dataTest('add, delete and reopen keep ids stable; deleted documents never come back', async (t) => {
   const { ids, d, q } = await setup
   const dir = tmp()
   const index = await PlaidIndex.create(dir, { numCentroids: 128, nbits: 2 })
@@ -133,7 +133,7 @@ test('add, delete and reopen keep ids stable; deleted documents never come back'
   for (const h of after) for (const x of h) t.true(ids.slice(250).includes(x.id))
 })
 
-test('replace upserts in one transaction; small adds merge segments; compact reclaims deleted space', async (t) => {
+dataTest('replace upserts in one transaction; small adds merge segments; compact reclaims deleted space', async (t) => {
   const { ids, d, q } = await setup
   const dir = tmp()
   const index = await PlaidIndex.create(dir, { numCentroids: 64, nbits: 2 })
@@ -192,7 +192,7 @@ test('replace upserts in one transaction; small adds merge segments; compact rec
   t.deepEqual(await (await PlaidIndex.open(dir)).search(q, { k: 5 }), beforeCompact)
 })
 
-test('a streamed add from an async iterable equals a single add', async (t) => {
+dataTest('a streamed add from an async iterable equals a single add', async (t) => {
   const { ids, d, q } = await setup
   async function* batches() {
     for (let a = 0; a < 300; a += 64) yield { ids: ids.slice(a, a + 64), embeddings: slice(d, a, Math.min(a + 64, 300)) }
@@ -206,7 +206,7 @@ test('a streamed add from an async iterable equals a single add', async (t) => {
   t.true(events.includes('push') && events.includes('kmeans') && events.includes('compress'), events.join(','))
 })
 
-test('bad input gives coded errors and changes nothing', async (t) => {
+dataTest('bad input gives coded errors and changes nothing', async (t) => {
   const { ids, d } = await setup
   const dir = tmp()
   const index = await PlaidIndex.create(dir, { numCentroids: 64 })
@@ -230,7 +230,7 @@ test('bad input gives coded errors and changes nothing', async (t) => {
   t.is(await code(index.search(slice(d, 0, 1))), 'CLOSED')
 })
 
-test('writes from one process queue in order; another process gets INDEX_LOCKED; an aborted add leaves the index unchanged', async (t) => {
+dataTest('writes from one process queue in order; another process gets INDEX_LOCKED; an aborted add leaves the index unchanged', async (t) => {
   const { ids, d } = await setup
   const index = await PlaidIndex.create(tmp(), { numCentroids: 64 })
   await index.add(ids.slice(0, 50), slice(d, 0, 50))
@@ -275,7 +275,7 @@ test('writes from one process queue in order; another process gets INDEX_LOCKED;
   await index.close()
 })
 
-test('searches running while an add commits see the old or the new state, never a mix', async (t) => {
+dataTest('searches running while an add commits see the old or the new state, never a mix', async (t) => {
   const { ids, d, q } = await setup
   const index = await PlaidIndex.create(tmp(), { numCentroids: 128 })
   await index.add(ids.slice(0, 150), slice(d, 0, 150))
@@ -289,7 +289,7 @@ test('searches running while an add commits see the old or the new state, never 
   t.true(before.size === 150)
 })
 
-test('many concurrent searches from the event loop and worker_threads agree', async (t) => {
+dataTest('many concurrent searches from the event loop and worker_threads agree', async (t) => {
   const { q, dir, index } = await setup
   const want = await index.search(q, { k: 10 })
   const local = await Promise.all(Array.from({ length: 8 }, () => index.search(q, { k: 10 })))
@@ -322,7 +322,7 @@ test('many concurrent searches from the event loop and worker_threads agree', as
   }
 })
 
-test('stored text and metadata come back with hits, survive reopen and rebuild, and filters restrict the search', async (t) => {
+dataTest('stored text and metadata come back with hits, survive reopen and rebuild, and filters restrict the search', async (t) => {
   const { ids, d, q } = await setup
   const n = 120
   const docs = readJsonl('corpus.jsonl').slice(0, n)

@@ -8,7 +8,7 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { DATA, ROOT } from './helpers'
+import { DATA, dataTest, ROOT } from './helpers'
 
 const blocks = [...fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1])
 
@@ -36,7 +36,7 @@ test('README has colbert command examples', (t) => {
 })
 
 shell.forEach((code, i) => {
-  test(`README command example ${i + 1} runs`, (t) => {
+  dataTest(`README command example ${i + 1} runs`, (t) => {
     const script = code.replace(/^npx colbert /gm, `"${process.execPath}" "${path.join(ROOT, 'bin', 'colbert.js')}" `)
     const out = execFileSync('bash', ['-euo', 'pipefail', '-c', script], {
       cwd: ROOT,
