@@ -819,7 +819,17 @@ async function withBlobLock<T>(ctx: Context, lockFile: string, fn: () => Promise
   let lock: Native.NativeFileLock | null
   for (;;) {
     if (ctx.signal?.aborted) throw abortError(ctx.signal)
-    lock = callNative(() => native.tryLockFile(lockFile))
+    try {
+      lock = callNative(() => native.tryLockFile(lockFile))
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e)
+      throw new ColbertError(
+        'IO',
+        `${message}. Concurrent downloads (ours and huggingface_hub's) are kept apart by file locks (flock); ` +
+          'if the cache is on a file system without them (some network mounts), point cacheDir or HF_HUB_CACHE at a local disk',
+        { cause: e },
+      )
+    }
     if (lock) break
     try {
       await sleep(LOCK_POLL_MS, undefined, { signal: ctx.signal })
