@@ -103,6 +103,8 @@ class FakeHub {
   /** What the CDN serves, by content hash: LFS files, and the others when `redirectGets`. */
   readonly lfs = new Map<string, { file: string; data: Buffer }>()
   apiStatus: number | undefined
+  /** When set, the resolve endpoint (HEAD and GET) answers this status. */
+  resolveStatus: number | undefined
   /** GETs of non-LFS files redirect to the CDN too (HEADs still answer with the metadata). */
   redirectGets = false
   url = ''
@@ -187,6 +189,7 @@ class FakeHub {
     }
     const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname)
     if (!resolve) return void res.writeHead(404).end()
+    if (this.resolveStatus) return void res.writeHead(this.resolveStatus).end()
     const repo = this.#repo(req, res, resolve[1])
     if (!repo) return
     const rev = decodeURIComponent(resolve[2])
@@ -849,6 +852,20 @@ test.serial('a leftover .incomplete with wrong bytes is resumed, caught by hashi
     ['bytes=1000-', undefined],
   )
   assertBlobsIntact(t, root)
+})
+
+test.serial('when the hub lists the repository but cannot describe its files, the cached snapshot serves', async (t) => {
+  const hub = await FakeHub.start(t)
+  const [sha] = hub.add(REPO, [modernbertRepo()])
+  const cacheDir = tempDir()
+  await ColBERT.fromPretrained(REPO, { cacheDir })
+  hub.resolveStatus = 503
+  const model = await ColBERT.fromPretrained(REPO, { cacheDir, threads: 1 })
+  t.is(model.onnxPath, path.join(repoDir(cacheDir, REPO), 'snapshots', sha, 'model.onnx'))
+  // Nothing cached: the 503 is the answer.
+  const err = await failure(ColBERT.fromPretrained(REPO, { cacheDir: tempDir() }))
+  t.is(err.code, 'HUB_UNAVAILABLE')
+  t.regex(err.message, /503/)
 })
 
 test.serial('online, a cached blob whose size differs from the hub is downloaded again', async (t) => {

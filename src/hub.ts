@@ -513,9 +513,16 @@ async function download(ctx: Context, repo: string, revision: string, info: Repo
   const snapshot = path.join(root, 'snapshots', info.sha)
   const pending: Array<{ pointer: string; blob: string }> = []
   const fetchFile = async (file: string): Promise<string> => {
-    const meta = await fileMetadata(ctx, repo, info.sha, file)
-    const blob = await fetchBlob(ctx, repo, file, meta)
     const pointer = path.join(snapshot, ...file.split('/'))
+    let meta: FileMeta
+    try {
+      meta = await fileMetadata(ctx, repo, info.sha, file)
+    } catch (e) {
+      // As huggingface_hub: when the hub cannot say, a file already in the snapshot will do.
+      if (e instanceof ColbertError && e.code === 'HUB_UNAVAILABLE' && !ctx.refresh && fs.existsSync(pointer)) return pointer
+      throw e
+    }
+    const blob = await fetchBlob(ctx, repo, file, meta)
     if (!(await pointsTo(pointer, blob, meta.size))) pending.push({ pointer, blob })
     return blob
   }
