@@ -40,8 +40,13 @@ impl FileLock {
             .open(path)
         {
             Ok(file) => file,
+            Err(e) if busy(&e) => return Ok(None),
             // A lock file another account created in a shared cache: a lock needs read access only.
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(path)?,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => match File::open(path) {
+                Ok(file) => file,
+                Err(e) if busy(&e) => return Ok(None),
+                Err(e) => return Err(e),
+            },
             Err(e) => return Err(e),
         };
         // Called through the trait: std's inherent `File::try_lock` (Rust 1.89+) would shadow it.
@@ -59,6 +64,25 @@ impl FileLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Windows: another process has the lock file open without sharing, locked, or pending deletion
+/// (`filelock` deletes its lock file on release there). Busy, as `filelock` reads `EACCES` on
+/// open: try again later.
+#[cfg(windows)]
+fn busy(e: &io::Error) -> bool {
+    const ERROR_ACCESS_DENIED: i32 = 5;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    const ERROR_LOCK_VIOLATION: i32 = 33;
+    matches!(
+        e.raw_os_error(),
+        Some(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION | ERROR_LOCK_VIOLATION)
+    )
+}
+
+#[cfg(not(windows))]
+fn busy(_: &io::Error) -> bool {
+    false
 }
 
 impl Drop for FileLock {
