@@ -1,7 +1,9 @@
 // Hugging Face hub downloads, against a local fake hub (node:http) serving the fixture models under
 // the hub's URLs: a resolve endpoint with ETag / X-Repo-Commit headers and an LFS-style redirect
 // to a separate "CDN" origin for ONNX files. No network. Every test is serial: they set
-// HF_ENDPOINT and other HF_* variables, which the hub code reads at call time.
+// HF_ENDPOINT and other HF_* variables, which the hub code reads at call time. The concurrency
+// tests run huggingface_hub's download procedure in a second process (python_like_writer.mjs).
+import { spawn, spawnSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
@@ -12,13 +14,27 @@ import path from 'node:path'
 import test, { type ExecutionContext } from 'ava'
 
 import { ColBERT, ColbertError, type DownloadProgress } from '../index'
-import { hubCacheDir } from '../src/hub'
+import { blobLockPath, hubCacheDir, hubToken, hubTokenPath } from '../src/hub'
+import { native } from '../src/native'
 import { FIXTURES } from './helpers'
 
 const MODERNBERT = path.join(FIXTURES, 'tiny-modernbert')
 const ONNX_EXPORT = path.join(FIXTURES, 'tiny-modernbert-onnx-export')
 const TEXTS = ['ColBERT scores a query against a document token by token.', 'Bananas are yellow.', 'what is late interaction?']
-const HF_VARS = ['HF_ENDPOINT', 'HF_TOKEN', 'HF_HUB_OFFLINE', 'HF_HUB_CACHE', 'HF_HOME', 'XDG_CACHE_HOME']
+const HF_VARS = [
+  'HF_ENDPOINT',
+  'HF_TOKEN',
+  'HUGGING_FACE_HUB_TOKEN',
+  'HF_TOKEN_PATH',
+  'HF_HUB_DISABLE_IMPLICIT_TOKEN',
+  'HF_HUB_OFFLINE',
+  'HF_HUB_CACHE',
+  'HF_HOME',
+  'XDG_CACHE_HOME',
+]
+const REPO = 'test-org/tiny-colbert'
+const WRITER = path.join(__dirname, 'python_like_writer.mjs')
+const WRITER_AGENT = 'python-like-writer'
 
 // (@types/node 20 and TypeScript 5.9 disagree on whether a Buffer is a Uint8Array.)
 const bytes = (b: Buffer) => b as unknown as Uint8Array
@@ -64,6 +80,10 @@ interface Fault {
   dropAfter?: number
   corrupt?: boolean
   stallAfter?: number
+  /** Sends this many bytes, calls `onHold`, and sends the rest once `until` settles. */
+  holdAfter?: number
+  until?: Promise<unknown>
+  onHold?: () => void
   times: number
 }
 
@@ -73,14 +93,20 @@ interface Seen {
   path: string
   range?: string
   authorization?: string
+  agent?: string
 }
 
 class FakeHub {
   readonly repos = new Map<string, Repo>()
   readonly faults = new Map<string, Fault>()
   readonly seen: Seen[] = []
+  /** What the CDN serves, by content hash: LFS files, and the others when `redirectGets`. */
   readonly lfs = new Map<string, { file: string; data: Buffer }>()
   apiStatus: number | undefined
+  /** When set, the resolve endpoint (HEAD and GET) answers this status. */
+  resolveStatus: number | undefined
+  /** GETs of non-LFS files redirect to the CDN too (HEADs still answer with the metadata). */
+  redirectGets = false
   url = ''
   cdnUrl = ''
   #hub = http.createServer((req, res) => this.#onHub(req, res))
@@ -102,7 +128,7 @@ class FakeHub {
     const shas = commits.map((files, i) => {
       const sha = commitOf(`${id}@${i}`)
       repo.commits.set(sha, files)
-      for (const [file, data] of files) if (isLfs(file)) this.lfs.set(sha256(data), { file, data })
+      for (const [file, data] of files) this.lfs.set(isLfs(file) ? sha256(data) : gitSha1(data), { file, data })
       return sha
     })
     repo.refs.set('main', shas[shas.length - 1])
@@ -124,7 +150,14 @@ class FakeHub {
   }
 
   #record(server: 'hub' | 'cdn', req: http.IncomingMessage) {
-    this.seen.push({ server, method: req.method!, path: decodeURIComponent(req.url!), range: req.headers.range, authorization: req.headers.authorization })
+    this.seen.push({
+      server,
+      method: req.method!,
+      path: decodeURIComponent(req.url!),
+      range: req.headers.range,
+      authorization: req.headers.authorization,
+      agent: req.headers['user-agent'],
+    })
   }
 
   #repo(req: http.IncomingMessage, res: http.ServerResponse, id: string): Repo | undefined {
@@ -156,6 +189,7 @@ class FakeHub {
     }
     const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname)
     if (!resolve) return void res.writeHead(404).end()
+    if (this.resolveStatus) return void res.writeHead(this.resolveStatus).end()
     const repo = this.#repo(req, res, resolve[1])
     if (!repo) return
     const rev = decodeURIComponent(resolve[2])
@@ -174,6 +208,9 @@ class FakeHub {
           'content-length': '0',
         })
         .end()
+    }
+    if (this.redirectGets && req.method === 'GET') {
+      return void res.writeHead(302, { location: `${this.cdnUrl}/lfs/${gitSha1(data)}`, 'content-length': '0' }).end()
     }
     serve(req, res, data, { etag: `"${gitSha1(data)}"`, 'x-repo-commit': sha })
   }
@@ -211,6 +248,12 @@ function serve(req: http.IncomingMessage, res: http.ServerResponse, data: Buffer
   }
   if (fault?.dropAfter !== undefined) return void res.write(body.subarray(0, fault.dropAfter), () => res.destroy())
   if (fault?.stallAfter !== undefined) return void res.write(body.subarray(0, fault.stallAfter))
+  if (fault?.holdAfter !== undefined) {
+    const at = fault.holdAfter
+    res.write(body.subarray(0, at), () => fault.onHold?.())
+    void fault.until?.then(() => res.end(body.subarray(at)))
+    return
+  }
   res.end(body)
 }
 
@@ -226,6 +269,8 @@ function tempDir(): string {
 const saved = new Map(HF_VARS.map((k) => [k, process.env[k]]))
 test.beforeEach(() => {
   for (const k of HF_VARS) delete process.env[k]
+  // A developer's own `hf auth login` must not leak into the tests.
+  process.env.HF_TOKEN_PATH = path.join(os.tmpdir(), 'colbert-hub-spec-no-token', 'token')
 })
 test.after.always(() => {
   for (const [k, v] of saved) {
@@ -255,6 +300,97 @@ function listTree(dir: string): string[] {
 }
 
 const repoDir = (cache: string, repo: string) => path.join(cache, `models--${repo.replace('/', '--')}`)
+
+/** Every blob is named by its hash and hashes to its name; nothing partial is left. */
+function assertBlobsIntact(t: ExecutionContext, root: string): string[] {
+  const blobs = listTree(path.join(root, 'blobs'))
+  t.deepEqual(
+    blobs.filter((b) => !/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(b)),
+    [],
+    'only final blobs',
+  )
+  for (const b of blobs) {
+    const data = fs.readFileSync(path.join(root, 'blobs', b))
+    t.is(b.length === 64 ? sha256(data) : gitSha1(data), b, `blob ${b}`)
+  }
+  return blobs
+}
+
+interface WriterJob {
+  file: string
+  lock: string
+  blob: string
+  url: string
+  size: number
+}
+
+/** What huggingface_hub would fetch for `files` of a commit, and where it would lock and write. */
+function writerJobs(hub: FakeHub, cacheDir: string, repo: string, sha: string, files: string[]): WriterJob[] {
+  return files.map((file) => {
+    const data = hub.repos.get(repo)!.commits.get(sha)!.get(file)!
+    const etag = isLfs(file) ? sha256(data) : gitSha1(data)
+    return {
+      file,
+      lock: path.join(cacheDir, '.locks', `models--${repo.replace('/', '--')}`, `${etag}.lock`),
+      blob: path.join(repoDir(cacheDir, repo), 'blobs', etag),
+      url: isLfs(file) ? `${hub.cdnUrl}/lfs/${etag}` : `${hub.url}/${repo}/resolve/${sha}/${file}`,
+      size: data.length,
+    }
+  })
+}
+
+interface WriterEvent {
+  event: 'waiting' | 'locked' | 'exists' | 'writing' | 'done'
+  file: string
+}
+
+/** huggingface_hub's download procedure in a second process; killed when the test ends. */
+function startWriter(t: ExecutionContext, jobs: WriterJob[], pace = { chunk: 8192, delayMs: 10 }) {
+  for (const job of jobs) fs.mkdirSync(path.dirname(job.blob), { recursive: true })
+  const child = spawn(process.execPath, [WRITER, JSON.stringify({ jobs, ...pace, agent: WRITER_AGENT })], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  const events: WriterEvent[] = []
+  const waiters: Array<{ match: (e: WriterEvent) => boolean; resolve: () => void }> = []
+  let stderr = ''
+  let buffered = ''
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  child.stdout.on('data', (d: Buffer) => {
+    buffered += d.toString()
+    let nl: number
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const event = JSON.parse(buffered.slice(0, nl)) as WriterEvent
+      buffered = buffered.slice(nl + 1)
+      events.push(event)
+      for (const w of waiters.filter((w) => w.match(event))) {
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve()
+      }
+    }
+  })
+  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+  return {
+    events,
+    exit,
+    stderr: () => stderr,
+    /** Resolves at the first event that matches (or when the writer exits). */
+    until(match: (e: WriterEvent) => boolean): Promise<void> {
+      if (events.some(match)) return Promise.resolve()
+      return Promise.race([new Promise<void>((resolve) => waiters.push({ match, resolve })), exit.then(() => undefined)])
+    },
+  }
+}
+
+const ours = (seen: Seen[]) => seen.filter((s) => s.agent !== WRITER_AGENT)
+const theirs = (seen: Seen[]) => seen.filter((s) => s.agent === WRITER_AGENT)
+
+/** Whether a lock file is free: we can take (and give back) the lock at once. */
+function lockFree(file: string): boolean {
+  const lock = native.tryLockFile(file)
+  lock?.release()
+  return lock !== null
+}
 
 // ---- tests -----------------------------------------------------------------------------------
 
@@ -551,28 +687,297 @@ test.serial('where symlinks fail (Windows without the privilege), snapshot files
   t.deepEqual(await encodeAll(model), await encodeAll(direct))
 })
 
-test.serial('concurrent calls download each file once; a stale lock is taken over', async (t) => {
+test.serial("concurrent calls download each file once, under huggingface_hub's lock files, which stay behind unlocked", async (t) => {
   const hub = await FakeHub.start(t)
-  hub.add('test-org/tiny-colbert', [modernbertRepo()])
+  hub.add(REPO, [modernbertRepo()])
   const cacheDir = tempDir()
-  const root = repoDir(cacheDir, 'test-org/tiny-colbert')
-  // A lock left behind by a process that stopped refreshing it long ago.
+  const root = repoDir(cacheDir, REPO)
+  // The lock file older versions of this package made (blobs/<etag>.lock) means nothing now.
   const onnx = fs.readFileSync(path.join(MODERNBERT, 'model.onnx'))
-  const lock = path.join(root, 'blobs', `${sha256(onnx)}.lock`)
-  fs.mkdirSync(path.dirname(lock), { recursive: true })
-  fs.writeFileSync(lock, 'another-host 12345\n')
-  const old = new Date(Date.now() - 3_600_000)
-  fs.utimesSync(lock, old, old)
+  const oldLock = path.join(root, 'blobs', `${sha256(onnx)}.lock`)
+  fs.mkdirSync(path.dirname(oldLock), { recursive: true })
+  fs.writeFileSync(oldLock, `${os.hostname()} ${process.pid}\n`)
 
-  const models = await Promise.all([1, 2, 3].map(() => ColBERT.fromPretrained('test-org/tiny-colbert', { cacheDir })))
+  const models = await Promise.all([1, 2, 3].map(() => ColBERT.fromPretrained(REPO, { cacheDir })))
   t.true(models.every((m) => m.onnxPath === models[0].onnxPath))
   t.is(hub.fetched('model.onnx').length, 1)
   t.is(hub.fetched('tokenizer.json').length, 1)
-  t.deepEqual(
-    listTree(path.join(root, 'blobs')).filter((b) => /\./.test(b)),
-    [],
-    'no lock or partial left',
+  fs.rmSync(oldLock)
+  const blobs = assertBlobsIntact(t, root)
+  const locks = path.join(cacheDir, '.locks', 'models--test-org--tiny-colbert')
+  t.deepEqual(listTree(locks), blobs.map((b) => `${b}.lock`).sort())
+  t.is(blobLockPath(cacheDir, REPO, sha256(onnx)), path.join(locks, `${sha256(onnx)}.lock`))
+  t.true(
+    listTree(locks).every((l) => lockFree(path.join(locks, l))),
+    'every lock was released',
   )
+})
+
+test.serial('our lock is a flock: the util-linux flock command sees it, and we see its lock', async (t) => {
+  const flock = spawnSync('flock', ['--version'])
+  if (flock.error) {
+    t.log('no flock command here: skipped')
+    t.pass()
+    return
+  }
+  const file = path.join(tempDir(), '.locks', 'models--a--b', 'x.lock')
+  const held = native.tryLockFile(file)
+  t.truthy(held)
+  t.is(spawnSync('flock', ['--nonblock', '--conflict-exit-code', '75', file, 'true']).status, 75)
+  held!.release()
+  t.is(spawnSync('flock', ['--nonblock', file, 'true']).status, 0)
+  // flock(1) holding it (as Python's filelock would): we are refused until it lets go.
+  // In a process group of its own: `sleep` inherits the locked descriptor, so both must go.
+  const holder = spawn('flock', [file, 'sleep', '30'], { stdio: 'ignore', detached: true })
+  const killHolder = () => {
+    try {
+      process.kill(-holder.pid!, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+  t.teardown(killHolder)
+  const deadline = Date.now() + 10_000
+  let taken: ReturnType<typeof native.tryLockFile> = null
+  while (Date.now() < deadline) {
+    taken = native.tryLockFile(file)
+    if (!taken) break
+    taken.release()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.is(taken, null, 'refused while flock(1) holds it')
+  killHolder()
+  await new Promise((resolve) => holder.on('close', resolve))
+  const until = Date.now() + 10_000
+  while (!lockFree(file) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.true(lockFree(file))
+})
+
+test.serial("a Python-shaped download holding huggingface_hub's lock makes us wait and use its blob (Python first)", async (t) => {
+  const hub = await FakeHub.start(t)
+  const [sha] = hub.add(REPO, [modernbertRepo()])
+  const cacheDir = tempDir()
+  const root = repoDir(cacheDir, REPO)
+  const writer = startWriter(t, writerJobs(hub, cacheDir, REPO, sha, ['tokenizer.json', 'model.onnx']))
+  // It holds the lock of tokenizer.json and is appending to its .incomplete file.
+  await writer.until((e) => e.event === 'writing' && e.file === 'tokenizer.json')
+  const model = await ColBERT.fromPretrained(REPO, { cacheDir, threads: 1 })
+  t.is(await writer.exit, 0, writer.stderr())
+
+  // We never wrote to the file it was appending to: no download of ours for tokenizer.json.
+  t.deepEqual(ours(hub.fetched('tokenizer.json')), [])
+  t.true(writer.events.some((e) => e.event === 'done' && e.file === 'tokenizer.json'))
+  t.is(writer.events.filter((e) => e.file === 'model.onnx' && (e.event === 'done' || e.event === 'exists')).length, 1)
+  t.is(hub.fetched('model.onnx').length, 1, 'model.onnx came down once, by one of the two')
+  assertBlobsIntact(t, root)
+  // Both loads: ours, online and offline, and the files the other client would open.
+  const direct = await ColBERT.fromPretrained(MODERNBERT, { threads: 1, quantized: false })
+  t.deepEqual(await encodeAll(model), await encodeAll(direct))
+  const offline = await ColBERT.fromPretrained(REPO, { cacheDir, threads: 1, localFilesOnly: true })
+  t.deepEqual(await encodeAll(offline), await encodeAll(direct))
+  for (const job of writerJobs(hub, cacheDir, REPO, sha, ['tokenizer.json', 'model.onnx'])) {
+    t.deepEqual(fs.readFileSync(job.blob), fs.readFileSync(path.join(MODERNBERT, job.file)), job.file)
+  }
+})
+
+test.serial('a Python-shaped download started while ours runs waits for our lock and uses our blob (Node first)', async (t) => {
+  const hub = await FakeHub.start(t)
+  const [sha] = hub.add(REPO, [modernbertRepo()])
+  const cacheDir = tempDir()
+  const root = repoDir(cacheDir, REPO)
+  const jobs = writerJobs(hub, cacheDir, REPO, sha, ['model.onnx'])
+  let release!: () => void
+  const until = new Promise<void>((resolve) => (release = resolve))
+  let writer: ReturnType<typeof startWriter> | undefined
+  // Our download of model.onnx stops half-way until the other process is up and blocked (or,
+  // were it not excluded, writing into our .incomplete file).
+  hub.faults.set('model.onnx', {
+    holdAfter: 600_000,
+    until,
+    times: 1,
+    onHold: () => {
+      writer = startWriter(t, jobs)
+      void writer.until((e) => e.event === 'waiting' || e.event === 'writing').then(release)
+    },
+  })
+  const model = await ColBERT.fromPretrained(REPO, { cacheDir, threads: 1 })
+  t.truthy(writer)
+  t.is(await writer!.exit, 0, writer!.stderr())
+  t.deepEqual(
+    writer!.events.map((e) => e.event),
+    ['waiting', 'locked', 'exists'],
+  )
+  t.deepEqual(theirs(hub.seen), [], 'the other process downloaded nothing')
+  assertBlobsIntact(t, root)
+  t.deepEqual(fs.readFileSync(jobs[0].blob), fs.readFileSync(path.join(MODERNBERT, 'model.onnx')))
+  const direct = await ColBERT.fromPretrained(MODERNBERT, { threads: 1, quantized: false })
+  t.deepEqual(await encodeAll(model), await encodeAll(direct))
+})
+
+test.serial('waiting for a lock blocks no timer, and an AbortSignal ends the wait with the lock untouched', async (t) => {
+  const hub = await FakeHub.start(t)
+  const [sha] = hub.add(REPO, [modernbertRepo()])
+  const cacheDir = tempDir()
+  const [job] = writerJobs(hub, cacheDir, REPO, sha, ['tokenizer.json'])
+  const held = native.tryLockFile(job.lock)! // another holder: this test's own handle
+  t.teardown(() => held.release())
+  let ticks = 0
+  const timer = setInterval(() => ticks++, 10)
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(), 500)
+  const err = await failure(ColBERT.fromPretrained(REPO, { cacheDir, signal: controller.signal }))
+  clearInterval(timer)
+  t.is(err.code, 'ABORTED')
+  t.true(ticks >= 20, `the event loop ran ${ticks} timer ticks while we waited`)
+  t.deepEqual(ours(hub.fetched('tokenizer.json')), [])
+  t.false(fs.existsSync(`${job.blob}.incomplete`))
+  held.release()
+  // Once the holder lets go, a call goes through.
+  const model = await ColBERT.fromPretrained(REPO, { cacheDir })
+  t.is(model.config.dim, 32)
+})
+
+test.serial('a leftover .incomplete with wrong bytes is resumed, caught by hashing the file on disk, and downloaded again', async (t) => {
+  const hub = await FakeHub.start(t)
+  hub.add(REPO, [modernbertRepo()])
+  const cacheDir = tempDir()
+  const root = repoDir(cacheDir, REPO)
+  const onnx = fs.readFileSync(path.join(MODERNBERT, 'model.onnx'))
+  const partial = path.join(root, 'blobs', `${sha256(onnx)}.incomplete`)
+  fs.mkdirSync(path.dirname(partial), { recursive: true })
+  fs.writeFileSync(partial, bytes(Buffer.alloc(1000, 7))) // not a prefix of the file
+  await ColBERT.fromPretrained(REPO, { cacheDir })
+  t.deepEqual(
+    hub.fetched('model.onnx').map((s) => s.range),
+    ['bytes=1000-', undefined],
+  )
+  assertBlobsIntact(t, root)
+})
+
+test.serial('when the hub lists the repository but cannot describe its files, the cached snapshot serves', async (t) => {
+  const hub = await FakeHub.start(t)
+  const [sha] = hub.add(REPO, [modernbertRepo()])
+  const cacheDir = tempDir()
+  await ColBERT.fromPretrained(REPO, { cacheDir })
+  hub.resolveStatus = 503
+  const model = await ColBERT.fromPretrained(REPO, { cacheDir, threads: 1 })
+  t.is(model.onnxPath, path.join(repoDir(cacheDir, REPO), 'snapshots', sha, 'model.onnx'))
+  // Nothing cached: the 503 is the answer.
+  const err = await failure(ColBERT.fromPretrained(REPO, { cacheDir: tempDir() }))
+  t.is(err.code, 'HUB_UNAVAILABLE')
+  t.regex(err.message, /503/)
+})
+
+test.serial('online, a cached blob whose size differs from the hub is downloaded again', async (t) => {
+  const hub = await FakeHub.start(t)
+  const [sha] = hub.add(REPO, [modernbertRepo()])
+  const cacheDir = tempDir()
+  await ColBERT.fromPretrained(REPO, { cacheDir })
+  const root = repoDir(cacheDir, REPO)
+  const [tokenizer, onnx] = writerJobs(hub, cacheDir, REPO, sha, ['tokenizer.json', 'model.onnx'])
+  // What two writers at once left behind: one file too long, one too short.
+  fs.appendFileSync(tokenizer.blob, '{"more": 1}')
+  fs.truncateSync(onnx.blob, 1000)
+  hub.seen.length = 0
+  const model = await ColBERT.fromPretrained(REPO, { cacheDir, threads: 1 })
+  t.is(ours(hub.fetched('tokenizer.json')).length, 1)
+  t.is(ours(hub.fetched('model.onnx')).length, 1)
+  assertBlobsIntact(t, root)
+  t.is(model.onnxPath, path.join(root, 'snapshots', sha, 'model.onnx'))
+})
+
+test.serial('a corrupt blob of the right size: offline it is MODEL_INVALID naming the file and removed; online it is repaired', async (t) => {
+  const hub = await FakeHub.start(t)
+  const [sha] = hub.add(REPO, [modernbertRepo()])
+  const cacheDir = tempDir()
+  await ColBERT.fromPretrained(REPO, { cacheDir })
+  const root = repoDir(cacheDir, REPO)
+  const [tokenizer] = writerJobs(hub, cacheDir, REPO, sha, ['tokenizer.json'])
+  const good = fs.readFileSync(tokenizer.blob)
+  const corrupt = () => {
+    const bad = Buffer.alloc(good.length)
+    good.copy(bytes(bad))
+    bad.fill(0, 100, 200) // same size, no longer valid JSON
+    fs.writeFileSync(tokenizer.blob, bytes(bad))
+  }
+
+  corrupt()
+  const err = await failure(ColBERT.fromPretrained(REPO, { cacheDir, localFilesOnly: true }))
+  t.is(err.code, 'MODEL_INVALID')
+  t.true(err.message.includes('tokenizer.json') && err.message.includes(tokenizer.blob), err.message)
+  t.regex(err.message, /git blob sha1/)
+  t.regex(err.message, /network access/)
+  t.false(fs.existsSync(tokenizer.blob), 'removed, so Python does not use it either')
+  t.is((await failure(ColBERT.fromPretrained(REPO, { cacheDir, localFilesOnly: true }))).code, 'MODEL_NOT_FOUND')
+
+  // Online, the missing blob comes back.
+  await ColBERT.fromPretrained(REPO, { cacheDir, threads: 1 })
+  t.deepEqual(fs.readFileSync(tokenizer.blob), good)
+
+  // Online with the same corruption: the failed load re-hashes, downloads it again and loads.
+  corrupt()
+  hub.seen.length = 0
+  const repaired = await ColBERT.fromPretrained(REPO, { cacheDir, threads: 1 })
+  t.is(repaired.config.dim, 32)
+  t.is(ours(hub.fetched('tokenizer.json')).length, 1)
+  assertBlobsIntact(t, root)
+  // Even pinned to a commit already in the cache (no request until the load fails).
+  corrupt()
+  hub.seen.length = 0
+  const pinned = await ColBERT.fromPretrained(REPO, { cacheDir, threads: 1, revision: sha })
+  t.is(pinned.config.dim, 32)
+  t.is(ours(hub.fetched('tokenizer.json')).length, 1)
+  assertBlobsIntact(t, root)
+})
+
+test.serial('a saved token file alone authenticates, as huggingface_hub reads it; never sent to another host', async (t) => {
+  const hub = await FakeHub.start(t)
+  hub.add('test-org/private', [modernbertRepo()], 'hf_secret')
+  hub.redirectGets = true // every download leaves the hub's origin
+  const home = tempDir()
+  delete process.env.HF_TOKEN_PATH
+  process.env.HF_HOME = home
+  fs.writeFileSync(path.join(home, 'token'), '  hf_secret\r\n')
+  t.is(hubTokenPath(), path.join(home, 'token'))
+  t.deepEqual(hubToken(), { token: 'hf_secret', source: `the token file ${path.join(home, 'token')}` })
+
+  const cacheDir = tempDir()
+  const model = await ColBERT.fromPretrained('test-org/private', { cacheDir, threads: 1 })
+  t.is(model.config.dim, 32)
+  const toHub = hub.seen.filter((s) => s.server === 'hub')
+  t.true(toHub.length > 3)
+  t.true(toHub.every((s) => s.authorization === 'Bearer hf_secret'))
+  const toCdn = hub.seen.filter((s) => s.server === 'cdn')
+  t.true(toCdn.length > 3, 'config files came through the redirect too')
+  t.true(toCdn.every((s) => s.authorization === undefined))
+
+  // HF_TOKEN_PATH points elsewhere; HF_TOKEN and HUGGING_FACE_HUB_TOKEN come first, in that order.
+  const elsewhere = path.join(tempDir(), 'my-token')
+  fs.writeFileSync(elsewhere, 'hf_from_path\n')
+  process.env.HF_TOKEN_PATH = elsewhere
+  t.is(hubToken()?.token, 'hf_from_path')
+  process.env.HUGGING_FACE_HUB_TOKEN = 'hf_legacy'
+  t.deepEqual(hubToken(), { token: 'hf_legacy', source: 'HUGGING_FACE_HUB_TOKEN' })
+  process.env.HF_TOKEN = ' hf_env\n'
+  t.deepEqual(hubToken(), { token: 'hf_env', source: 'HF_TOKEN' })
+  t.deepEqual(hubToken('hf_option'), { token: 'hf_option', source: 'the token option' })
+  process.env.HF_HUB_DISABLE_IMPLICIT_TOKEN = '1'
+  t.is(hubToken(), undefined)
+  t.is(hubToken('hf_option')?.token, 'hf_option')
+  delete process.env.HF_TOKEN
+  delete process.env.HUGGING_FACE_HUB_TOKEN
+
+  // Only the file, but implicit tokens are disabled: refused, and the message says where tokens come from.
+  process.env.HF_TOKEN_PATH = path.join(home, 'token')
+  const denied = await failure(ColBERT.fromPretrained('test-org/private', { cacheDir: tempDir() }))
+  t.is(denied.code, 'HUB_UNAUTHORIZED')
+  t.regex(denied.message, /hf auth login/)
+  delete process.env.HF_HUB_DISABLE_IMPLICIT_TOKEN
+  // A wrong saved token: the message names the file it came from.
+  fs.writeFileSync(path.join(home, 'token'), 'hf_wrong')
+  const wrong = await failure(ColBERT.fromPretrained('test-org/private', { cacheDir: tempDir() }))
+  t.is(wrong.code, 'HUB_UNAUTHORIZED')
+  t.true(wrong.message.includes(path.join(home, 'token')), wrong.message)
 })
 
 test.serial('a throwing onProgress only warns', async (t) => {
@@ -621,6 +1026,12 @@ test.serial('an AbortSignal aborts with ABORTED, before any request or during a 
   t.deepEqual(
     listTree(path.join(root, 'blobs')).filter((b) => b.endsWith('.lock')),
     [],
+  )
+  const locks = path.join(cacheDir, '.locks', 'models--test-org--tiny-colbert')
+  t.true(listTree(locks).length > 0)
+  t.true(
+    listTree(locks).every((l) => lockFree(path.join(locks, l))),
+    'the abort released the lock',
   )
   // The part is kept and the next call finishes the job.
   const model = await ColBERT.fromPretrained('test-org/tiny-colbert', { cacheDir })

@@ -5,12 +5,17 @@
 //   <cache>/models--org--name/blobs/<etag>                    file contents, named by their ETag
 //   <cache>/models--org--name/snapshots/<commit>/<path>       relative symlinks into blobs/ (copies where links fail)
 //   <cache>/models--org--name/refs/<revision>                 the commit a branch or tag pointed to
+//   <cache>/.locks/models--org--name/<etag>.lock              huggingface_hub's per-blob lock files
 //
-// Downloads are atomic (`blobs/<etag>.incomplete`, renamed when complete and verified), resumable
-// (a leftover `.incomplete` continues with an HTTP Range request) and checked against the size and
-// ETag the hub announced (sha256 for LFS files, the git blob sha1 for the others). Snapshot links
-// are only made once every file of a call is in blobs/, so an interrupted call leaves no partial
-// snapshot.
+// Each blob is downloaded, verified and renamed while holding huggingface_hub's lock on its
+// `.locks` file (flock / LockFileEx, as Python's filelock takes it; `colbert_encode::file_lock`),
+// so a Python process and this one never write the same `blobs/<etag>.incomplete`. Downloads are
+// atomic (the `.incomplete` file is renamed once complete), resumable (a leftover `.incomplete`
+// continues with an HTTP Range request) and checked on disk against the size and ETag the hub
+// announced (sha256 for LFS files, the git blob sha1 for the others). Snapshot links are only made
+// once every file of a call is in blobs/, so an interrupted call leaves no partial snapshot. A
+// cached model that fails to load has its blobs re-hashed: corrupt ones are removed (and, online,
+// downloaded again).
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
@@ -18,9 +23,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { abortError, ColbertError, invalidArgument } from './errors'
+import { abortError, callNative, ColbertError, invalidArgument } from './errors'
+import { native, type Native } from './native'
 import { guard } from './progress'
-import { processAlive } from './pid'
 
 /** One progress event of a download, in bytes. Files already in the cache report nothing. */
 export interface DownloadProgress {
@@ -38,7 +43,7 @@ export interface HubOptions {
   cacheDir?: string
   /** Use the cache only, never the network (as `HF_HUB_OFFLINE=1`). */
   localFilesOnly?: boolean
-  /** Access token (default: `HF_TOKEN`). */
+  /** Access token (default, as huggingface_hub: `HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`, then the file `HF_TOKEN_PATH`, default `HF_HOME/token`). */
   token?: string
   /** Which ONNX file to fetch: as the `quantized` option of `fromPretrained`. */
   quantized?: boolean
@@ -65,9 +70,8 @@ const INT8 = 'model_int8.onnx'
 const COMMIT = /^[0-9a-f]{40}$/
 const SHA256 = /^[0-9a-f]{64}$/
 const PROGRESS_INTERVAL_MS = 100
-const LOCK_POLL_MS = 100
-const LOCK_REFRESH_MS = 5_000
-const LOCK_STALE_MS = 30_000
+/** How often a waiter retries a held lock (Python's filelock polls every 50 ms too). */
+const LOCK_POLL_MS = 50
 const OFFLINE_HINT = 'set HF_HUB_OFFLINE=1 or pass localFilesOnly: true to use a model already in the cache'
 
 type Env = Record<string, string | undefined>
@@ -102,6 +106,55 @@ export function hubOffline(env: Env = process.env): boolean {
   return ['1', 'ON', 'YES', 'TRUE'].includes((env.HF_HUB_OFFLINE ?? '').trim().toUpperCase())
 }
 
+/** `HF_HOME`, default `XDG_CACHE_HOME/huggingface`, default `~/.cache/huggingface`. */
+function hfHome(env: Env): string {
+  const home = envValue(env, 'HF_HOME')
+  if (home) return path.resolve(expandHome(home))
+  const xdg = envValue(env, 'XDG_CACHE_HOME')
+  return xdg ? path.resolve(expandHome(xdg), 'huggingface') : path.join(os.homedir(), '.cache', 'huggingface')
+}
+
+/** The file `huggingface-cli login` / `hf auth login` saves the token to: `HF_TOKEN_PATH`, default `HF_HOME/token`. */
+export function hubTokenPath(env: Env = process.env): string {
+  const file = envValue(env, 'HF_TOKEN_PATH')
+  return file ? path.resolve(expandHome(file)) : path.join(hfHome(env), 'token')
+}
+
+/** huggingface_hub's `_clean_token`: newlines removed, spaces trimmed, empty is none. */
+function cleanToken(token: string | undefined): string | undefined {
+  return token?.replace(/[\r\n]/g, '').trim() || undefined
+}
+
+/** The token sent to the hub and where it came from. */
+export interface HubToken {
+  token: string
+  source: string
+}
+
+/**
+ * The token as huggingface_hub picks it (`get_token_to_send`): the option; else, unless
+ * `HF_HUB_DISABLE_IMPLICIT_TOKEN` is set, `HF_TOKEN` or `HUGGING_FACE_HUB_TOKEN`, then the saved
+ * token file.
+ */
+export function hubToken(option?: string, env: Env = process.env): HubToken | undefined {
+  if (option !== undefined) return option === '' ? undefined : { token: option, source: 'the token option' }
+  if (['1', 'ON', 'YES', 'TRUE'].includes((env.HF_HUB_DISABLE_IMPLICIT_TOKEN ?? '').trim().toUpperCase())) return undefined
+  const variable = env.HF_TOKEN ? 'HF_TOKEN' : env.HUGGING_FACE_HUB_TOKEN ? 'HUGGING_FACE_HUB_TOKEN' : undefined
+  if (variable) {
+    const token = cleanToken(env[variable])
+    return token ? { token, source: variable } : undefined
+  }
+  const file = hubTokenPath(env)
+  let text: string
+  try {
+    text = fs.readFileSync(file, 'utf8')
+  } catch {
+    return undefined // not logged in (or unreadable, which huggingface_hub reports; we send no token)
+  }
+  const token = cleanToken(text)
+  return token ? { token, source: `the token file ${file}` } : undefined
+}
+
 /** Whether a string is shaped like a hub model id, `org/name`. */
 export function isRepoId(name: string): boolean {
   return (
@@ -117,15 +170,22 @@ export function repoCacheDir(cacheDir: string, repo: string): string {
   return path.join(cacheDir, `models--${repo.split('/').join('--')}`)
 }
 
+/** huggingface_hub's lock file for one blob: `<cache>/.locks/models--org--name/<etag>.lock`. */
+export function blobLockPath(cacheDir: string, repo: string, blob: string): string {
+  return path.join(cacheDir, '.locks', path.basename(repoCacheDir(cacheDir, repo)), `${blob}.lock`)
+}
+
 interface Context {
   endpoint: string
-  token?: string
+  token?: HubToken
   cacheDir: string
   offline: boolean
   revision: string
   quantized?: boolean
   signal?: AbortSignal
   progress?: (progress: DownloadProgress) => void
+  /** Ask the hub even where the cache would do (a repair after a corrupt blob). */
+  refresh?: boolean
 }
 
 interface RepoInfo {
@@ -140,22 +200,34 @@ interface FileMeta {
   url: string
 }
 
+/** A model folder `fromPretrained` may load, and for hub snapshots what to do if loading fails. */
+export interface ResolvedModel {
+  dir: string
+  /**
+   * For a folder of the hub cache, after a failed load: re-hashes its blobs and removes corrupt
+   * ones. Resolves to a repaired folder to load again (online), or `undefined` when every blob is
+   * intact (the load error stands); rejects with `MODEL_INVALID` naming the corrupt files when
+   * they cannot be downloaded again (offline, or the hub unreachable).
+   */
+  recover?: () => Promise<string | undefined>
+}
+
 /**
  * Resolves what `fromPretrained` was given to a model folder: a path that exists is used as is;
  * a string shaped like `org/name` is looked up in the hub cache, downloading what is missing;
  * anything else is returned resolved, for the loader to report.
  */
-export async function resolveModelPath(nameOrPath: string, options: HubOptions = {}): Promise<string> {
+export async function resolveModel(nameOrPath: string, options: HubOptions = {}): Promise<ResolvedModel> {
   const signal = options.signal
   if (signal?.aborted) throw abortError(signal)
-  if (fs.existsSync(nameOrPath) || !isRepoId(nameOrPath)) return path.resolve(nameOrPath)
+  if (fs.existsSync(nameOrPath) || !isRepoId(nameOrPath)) return { dir: path.resolve(nameOrPath) }
   const revision = options.revision ?? 'main'
   if (typeof revision !== 'string' || revision === '' || revision.includes('\\') || revision.split('/').some((s) => s === '' || s === '.' || s === '..')) {
     throw invalidArgument(`revision must be a branch, tag or commit sha, got ${JSON.stringify(revision)}`)
   }
   const ctx: Context = {
     endpoint: hubEndpoint(),
-    token: options.token ?? envValue(process.env, 'HF_TOKEN'),
+    token: hubToken(options.token),
     cacheDir: path.resolve(expandHome(options.cacheDir ?? hubCacheDir())),
     offline: options.localFilesOnly === true || hubOffline(),
     revision,
@@ -163,11 +235,17 @@ export async function resolveModelPath(nameOrPath: string, options: HubOptions =
     signal,
     progress: guard(options.onProgress, 'onProgress'),
   }
+  const found = await hubCall(ctx, () => resolveRepo(ctx, nameOrPath))
+  return { dir: found.dir, recover: () => hubCall(ctx, () => recover(ctx, nameOrPath, found)) }
+}
+
+/** Runs a hub operation, reporting file-system failures as `IO` and aborts as `ABORTED`. */
+async function hubCall<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
   try {
-    return await resolveRepo(ctx, nameOrPath)
+    return await fn()
   } catch (e) {
     if (e instanceof ColbertError) throw e
-    if (signal?.aborted) throw abortError(signal)
+    if (ctx.signal?.aborted) throw abortError(ctx.signal)
     throw new ColbertError('IO', `hub cache at ${ctx.cacheDir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
   }
 }
@@ -177,28 +255,39 @@ function companionOf(repo: string): string | undefined {
   return repo.endsWith('-onnx') ? undefined : `${repo}-onnx`
 }
 
-async function resolveRepo(ctx: Context, repo: string): Promise<string> {
+/** A snapshot folder and the repository it belongs to (the one asked for, or its companion). */
+interface Found {
+  dir: string
+  repo: string
+}
+
+async function resolveRepo(ctx: Context, repo: string): Promise<Found> {
   const companion = companionOf(repo)
-  const fromCache = () => cachedSnapshot(ctx, repo, ctx.revision) ?? (companion ? cachedSnapshot(ctx, companion, 'main') : undefined)
+  const fromCache = (): Found | undefined => {
+    const dir = cachedSnapshot(ctx, repo, ctx.revision)
+    if (dir) return { dir, repo }
+    const other = companion ? cachedSnapshot(ctx, companion, 'main') : undefined
+    return other && companion ? { dir: other, repo: companion } : undefined
+  }
   if (ctx.offline) return fromCache() ?? notCached(ctx, repo)
   // A commit's files never change: a complete snapshot needs no network.
-  if (COMMIT.test(ctx.revision)) {
+  if (COMMIT.test(ctx.revision) && !ctx.refresh) {
     const dir = cachedSnapshot(ctx, repo, ctx.revision)
-    if (dir) return dir
+    if (dir) return { dir, repo }
   }
   let info: RepoInfo
   try {
     info = await repoInfo(ctx, repo, ctx.revision)
   } catch (e) {
     // Like huggingface_hub: when the hub cannot be reached, a cached snapshot will do.
-    if (e instanceof ColbertError && e.code === 'HUB_UNAVAILABLE') {
-      const dir = fromCache()
-      if (dir) return dir
+    if (e instanceof ColbertError && e.code === 'HUB_UNAVAILABLE' && !ctx.refresh) {
+      const found = fromCache()
+      if (found) return found
     }
     throw e
   }
   const plan = pickFiles(info.files, ctx.quantized)
-  if (plan) return download(ctx, repo, ctx.revision, info, plan)
+  if (plan) return { dir: await download(ctx, repo, ctx.revision, info, plan), repo }
   if (companion) {
     let other: RepoInfo | undefined
     try {
@@ -207,7 +296,7 @@ async function resolveRepo(ctx: Context, repo: string): Promise<string> {
       if (!(e instanceof ColbertError && e.code === 'MODEL_NOT_FOUND')) throw e
     }
     const otherPlan = other && pickFiles(other.files, ctx.quantized)
-    if (other && otherPlan) return download(ctx, companion, 'main', other, otherPlan)
+    if (other && otherPlan) return { dir: await download(ctx, companion, 'main', other, otherPlan), repo: companion }
   }
   if (info.files.has(FP32) || info.files.has(INT8)) {
     const wanted = ctx.quantized ? INT8 : FP32
@@ -288,24 +377,36 @@ function sameOrigin(a: string, b: string): boolean {
   }
 }
 
+const MAX_REDIRECTS = 10
+
+/**
+ * One HTTP request. Redirects are followed here rather than by fetch, so the token goes to the
+ * hub's origin only, never to a CDN or another host a redirect points to.
+ */
 async function request(
   ctx: Context,
   url: string,
   init: { method?: string; headers?: Record<string, string>; redirect?: 'follow' | 'manual' } = {},
 ): Promise<Response> {
-  const headers: Record<string, string> = {
-    'user-agent': `colbert (node ${process.versions.node})`,
-    // Sizes are compared with the bytes on disk: no transparent decompression.
-    'accept-encoding': 'identity',
-    ...init.headers,
-  }
-  // The token goes to the hub only, never to the CDN it redirects to.
-  if (ctx.token && sameOrigin(url, ctx.endpoint)) headers.authorization = `Bearer ${ctx.token}`
-  try {
-    return await fetch(url, { method: init.method ?? 'GET', headers, redirect: init.redirect ?? 'follow', signal: ctx.signal })
-  } catch (e) {
-    if (ctx.signal?.aborted) throw abortError(ctx.signal)
-    throw unavailable(`cannot reach ${url} (${describe(e)})`, e)
+  for (let hops = 0; ; hops++) {
+    const headers: Record<string, string> = {
+      'user-agent': `colbert (node ${process.versions.node})`,
+      // Sizes are compared with the bytes on disk: no transparent decompression.
+      'accept-encoding': 'identity',
+      ...init.headers,
+    }
+    if (ctx.token && sameOrigin(url, ctx.endpoint)) headers.authorization = `Bearer ${ctx.token.token}`
+    let res: Response
+    try {
+      res = await fetch(url, { method: init.method ?? 'GET', headers, redirect: 'manual', signal: ctx.signal })
+    } catch (e) {
+      if (ctx.signal?.aborted) throw abortError(ctx.signal)
+      throw unavailable(`cannot reach ${url} (${describe(e)})`, e)
+    }
+    const location = res.headers.get('location')
+    if (init.redirect === 'manual' || res.status < 300 || res.status >= 400 || location === null || hops >= MAX_REDIRECTS) return res
+    await res.body?.cancel().catch(() => undefined)
+    url = new URL(location, url).href
   }
 }
 
@@ -319,7 +420,7 @@ async function statusError(ctx: Context, res: Response, repo: string, what: stri
     return new ColbertError(
       'HUB_UNAUTHORIZED',
       `${what}: ${ctx.endpoint} refused access to ${repo} (${answered}). ` +
-        `${ctx.token ? 'The token given (token option or HF_TOKEN) lacks access to it' : 'Set HF_TOKEN to a Hugging Face access token with read access'}` +
+        `${ctx.token ? `The token from ${ctx.token.source} lacks access to it` : 'Log in with `hf auth login` (or set HF_TOKEN, or pass the token option) with a Hugging Face access token that can read it'}` +
         `, and if the model is gated, accept its licence at ${page}`,
     )
   }
@@ -330,7 +431,7 @@ async function statusError(ctx: Context, res: Response, repo: string, what: stri
     return new ColbertError(
       'MODEL_NOT_FOUND',
       `${what}: ${repo} is neither a folder on disk nor a model on ${ctx.endpoint} (${answered})` +
-        `${ctx.token ? '' : '; if it is private, set HF_TOKEN'}`,
+        `${ctx.token ? '' : '; if it is private, log in with `hf auth login` or set HF_TOKEN'}`,
     )
   }
   return unavailable(`${what}: ${res.url || page} answered ${answered}${res.statusText ? ` ${res.statusText}` : ''}`)
@@ -395,30 +496,59 @@ async function fileMetadata(ctx: Context, repo: string, commit: string, file: st
 
 // ---- cache ---------------------------------------------------------------------------------
 
-/** Downloads what the snapshot lacks, links it into `snapshots/<commit>`, records the ref. */
+/** Runs every task, then rethrows the first failure in list order (none is left running). */
+async function all<T>(tasks: Array<Promise<T>>): Promise<T[]> {
+  const settled = await Promise.allSettled(tasks)
+  for (const s of settled) if (s.status === 'rejected') throw s.reason
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value)
+}
+
+/**
+ * Makes `snapshots/<commit>` hold the planned files: each one's ETag and size are asked of the hub
+ * (as huggingface_hub does on every call), a missing blob or one whose size differs is downloaded,
+ * and once every blob is in, the snapshot gets its links and the revision its ref.
+ */
 async function download(ctx: Context, repo: string, revision: string, info: RepoInfo, plan: { configs: string[]; weights: string[] }): Promise<string> {
   const root = repoCacheDir(ctx.cacheDir, repo)
   const snapshot = path.join(root, 'snapshots', info.sha)
   const pending: Array<{ pointer: string; blob: string }> = []
   const fetchFile = async (file: string): Promise<string> => {
     const pointer = path.join(snapshot, ...file.split('/'))
-    if (fs.existsSync(pointer)) return pointer
-    const blob = await fetchBlob(ctx, repo, info.sha, file, path.join(root, 'blobs'))
-    pending.push({ pointer, blob })
+    let meta: FileMeta
+    try {
+      meta = await fileMetadata(ctx, repo, info.sha, file)
+    } catch (e) {
+      // As huggingface_hub: when the hub cannot say, a file already in the snapshot will do.
+      if (e instanceof ColbertError && e.code === 'HUB_UNAVAILABLE' && !ctx.refresh && fs.existsSync(pointer)) return pointer
+      throw e
+    }
+    const blob = await fetchBlob(ctx, repo, file, meta)
+    if (!(await pointsTo(pointer, blob, meta.size))) pending.push({ pointer, blob })
     return blob
   }
-  const configs = plan.configs
-  for (const file of configs) {
-    const local = await fetchFile(file)
-    if (file === 'modules.json') {
-      for (const dense of denseConfigs(local)) if (info.files.has(dense) && !configs.includes(dense)) await fetchFile(dense)
-    }
+  const configs = await all(plan.configs.map(fetchFile))
+  const modules = plan.configs.indexOf('modules.json')
+  if (modules >= 0) {
+    const dense = denseConfigs(configs[modules]).filter((f) => info.files.has(f) && !plan.configs.includes(f))
+    await all(dense.map(fetchFile))
   }
   for (const file of plan.weights) await fetchFile(file)
   // Every file is in blobs/ now: only now does the snapshot get its links.
   for (const { pointer, blob } of pending) await linkPointer(blob, pointer)
   if (revision !== info.sha) await writeRef(root, revision, info.sha)
   return snapshot
+}
+
+/** Whether a snapshot entry already serves `blob`: a link to it, or (where links fail) a copy of its size. */
+async function pointsTo(pointer: string, blob: string, size: number): Promise<boolean> {
+  let stat: fs.Stats
+  try {
+    stat = await fsp.lstat(pointer)
+  } catch {
+    return false
+  }
+  if (stat.isSymbolicLink()) return path.resolve(path.dirname(pointer), await fsp.readlink(pointer)) === blob
+  return stat.isFile() && stat.size === size
 }
 
 /** `<path>/config.json` of every Dense module listed in modules.json (their weights are inside the ONNX graph). */
@@ -478,37 +608,48 @@ async function sizeOf(file: string): Promise<number | undefined> {
   }
 }
 
-/** Makes sure `blobs/<etag>` holds the file, downloading it under a lock. */
-async function fetchBlob(ctx: Context, repo: string, commit: string, file: string, blobs: string): Promise<string> {
-  const meta = await fileMetadata(ctx, repo, commit, file)
-  const blob = path.join(blobs, blobName(meta.etag))
+/**
+ * Makes sure `blobs/<etag>` holds the file. A blob of the announced size is trusted; anything
+ * else is (re)downloaded under huggingface_hub's lock, which another process may hold: then we
+ * wait, and usually find its finished blob.
+ */
+async function fetchBlob(ctx: Context, repo: string, file: string, meta: FileMeta): Promise<string> {
+  const name = blobName(meta.etag)
+  const blob = path.join(repoCacheDir(ctx.cacheDir, repo), 'blobs', name)
   if ((await sizeOf(blob)) === meta.size) return blob
-  await fsp.mkdir(blobs, { recursive: true })
-  await withLock(ctx, `${blob}.lock`, async () => {
+  await withBlobLock(ctx, blobLockPath(ctx.cacheDir, repo, name), async () => {
     // Another process (or call) may have finished it while we waited.
-    if ((await sizeOf(blob)) !== meta.size) await downloadBlob(ctx, repo, file, meta, blob)
+    if ((await sizeOf(blob)) === meta.size) return
+    await fsp.mkdir(path.dirname(blob), { recursive: true })
+    // A blob of the wrong size is replaced by the rename at the end, never edited in place.
+    await downloadBlob(ctx, repo, file, meta, blob)
   })
   return blob
 }
 
-interface Check {
+interface HashCheck {
+  /** `sha256`, `git blob sha1`, or `size` (an ETag that names no hash). */
   what: string
-  update(chunk: Uint8Array): void
-  ok(): boolean
+  expected: string
+  actual: string
 }
 
-/** LFS ETags are the content's sha256; other files' are the git blob sha1. */
-function checkFor(meta: FileMeta): Check {
-  const etag = meta.etag.toLowerCase()
-  if (SHA256.test(etag)) {
-    const hash = crypto.createHash('sha256')
-    return { what: 'sha256', update: (c) => hash.update(c), ok: () => hash.digest('hex') === etag }
+/** Hashes a file on disk the way its ETag (or blob name) was made: sha256 for LFS files, the git blob sha1 for the others. */
+async function hashFile(file: string, etag: string): Promise<HashCheck | undefined> {
+  const expected = etag.toLowerCase()
+  let what: string
+  let hash: crypto.Hash
+  if (SHA256.test(expected)) {
+    what = 'sha256'
+    hash = crypto.createHash('sha256')
+  } else if (COMMIT.test(expected)) {
+    what = 'git blob sha1'
+    hash = crypto.createHash('sha1').update(`blob ${(await fsp.stat(file)).size}\0`)
+  } else {
+    return undefined
   }
-  if (COMMIT.test(etag)) {
-    const hash = crypto.createHash('sha1').update(`blob ${meta.size}\0`)
-    return { what: 'git blob sha1', update: (c) => hash.update(c), ok: () => hash.digest('hex') === etag }
-  }
-  return { what: 'size', update: () => undefined, ok: () => true }
+  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Uint8Array)
+  return { what, expected, actual: hash.digest('hex') }
 }
 
 function reporter(ctx: Context, file: string, total: number) {
@@ -522,6 +663,11 @@ function reporter(ctx: Context, file: string, total: number) {
   }
 }
 
+/**
+ * Downloads into `<blob>.incomplete` (resuming what is there), verifies the file on disk and
+ * renames it to `blob`. Only ever called holding the blob's lock: no one else writes the
+ * `.incomplete` file meanwhile, so truncating or appending to it is ours to do.
+ */
 async function downloadBlob(ctx: Context, repo: string, file: string, meta: FileMeta, blob: string): Promise<void> {
   const partial = `${blob}.incomplete`
   for (let attempt = 0; ; attempt++) {
@@ -531,17 +677,14 @@ async function downloadBlob(ctx: Context, repo: string, file: string, meta: File
       have = 0
     }
     const resumed = have > 0
-    let check = checkFor(meta)
-    if (resumed) for await (const chunk of fs.createReadStream(partial)) check.update(chunk as Uint8Array)
-    let got = have
-    if (!(resumed && have === meta.size)) {
+    if (have < meta.size) {
       const res = await request(ctx, meta.url, { headers: have > 0 ? { range: `bytes=${have}-` } : {} })
       let flags = 'a'
+      let got = have
       if (res.status === 200) {
         // A full answer (the server ignored the range): start over.
         flags = 'w'
         got = 0
-        check = checkFor(meta)
       } else if (res.status === 206) {
         const start = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '')
         if (!start || Number(start[1]) !== have) {
@@ -553,12 +696,12 @@ async function downloadBlob(ctx: Context, repo: string, file: string, meta: File
         await res.body?.cancel().catch(() => undefined)
         await fsp.rm(partial, { force: true })
         continue
-      } else if (sameOrigin(meta.url, ctx.endpoint)) {
+      } else if (sameOrigin(res.url || meta.url, ctx.endpoint)) {
         throw await statusError(ctx, res, repo, `downloading ${file} of ${repo}`)
       } else {
         // The CDN's own errors (an expired signed URL, ...) are no statement about the repository.
         await res.body?.cancel().catch(() => undefined)
-        throw unavailable(`downloading ${file} of ${repo}: ${new URL(meta.url).origin} answered ${res.status}`)
+        throw unavailable(`downloading ${file} of ${repo}: ${new URL(res.url || meta.url).origin} answered ${res.status}`)
       }
       const report = reporter(ctx, file, meta.size)
       const handle = await fsp.open(partial, flags)
@@ -567,7 +710,6 @@ async function downloadBlob(ctx: Context, repo: string, file: string, meta: File
         if (res.body) {
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
             await handle.write(chunk)
-            check.update(chunk)
             got += chunk.length
             report(got, got === meta.size)
           }
@@ -583,15 +725,18 @@ async function downloadBlob(ctx: Context, repo: string, file: string, meta: File
         await handle.close()
       }
     }
-    if (got !== meta.size) {
-      if (got > meta.size) await fsp.rm(partial, { force: true })
+    // What is verified is the file on disk, not the stream: size first, then the hash.
+    const size = (await sizeOf(partial)) ?? 0
+    if (size !== meta.size) {
+      if (size > meta.size) await fsp.rm(partial, { force: true })
       throw unavailable(
-        got < meta.size
-          ? `the download of ${file} from ${repo} ended after ${got} of ${meta.size} bytes; the part is kept in ${partial} and the next call resumes it`
-          : `the download of ${file} from ${repo} sent ${got} bytes, more than the ${meta.size} announced; it was discarded`,
+        size < meta.size
+          ? `the download of ${file} from ${repo} ended after ${size} of ${meta.size} bytes; the part is kept in ${partial} and the next call resumes it`
+          : `the download of ${file} from ${repo} left ${size} bytes, more than the ${meta.size} announced; it was discarded`,
       )
     }
-    if (!check.ok()) {
+    const check = await hashFile(partial, meta.etag)
+    if (check && check.actual !== check.expected) {
       await fsp.rm(partial, { force: true })
       // A resumed part may be what was wrong: try once more from the start.
       if (resumed && attempt === 0) continue
@@ -602,55 +747,106 @@ async function downloadBlob(ctx: Context, repo: string, file: string, meta: File
   }
 }
 
-// ---- locking -------------------------------------------------------------------------------
+// ---- recovery ------------------------------------------------------------------------------
 
-
-/** A lock whose owner died (same host) or stopped refreshing it is stale. */
-async function staleLock(lock: string): Promise<boolean> {
-  try {
-    const stat = await fsp.stat(lock)
-    if (Date.now() - stat.mtimeMs > LOCK_STALE_MS) return true
-    const [host, pid] = (await fsp.readFile(lock, 'utf8')).trim().split(' ')
-    return host === os.hostname() && Number(pid) > 0 && Number(pid) !== process.pid && !processAlive(Number(pid))
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT'
-  }
+interface Corrupt {
+  /** The file's path in the repository. */
+  file: string
+  blob: string
+  check: HashCheck
+  stat: fs.Stats
 }
 
+/** Every snapshot link whose blob's content does not hash to the blob's name. */
+async function corruptBlobs(snapshot: string): Promise<Corrupt[]> {
+  const out: Corrupt[] = []
+  const walk = async (dir: string, prefix: string): Promise<void> => {
+    for (const entry of await fsp.readdir(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name)
+      const file = prefix ? `${prefix}/${entry.name}` : entry.name
+      if (entry.isDirectory()) await walk(full, file)
+      if (!entry.isSymbolicLink()) continue // a copy (no links here): nothing names its hash
+      const blob = path.resolve(dir, await fsp.readlink(full))
+      let stat: fs.Stats
+      try {
+        stat = await fsp.stat(blob)
+      } catch {
+        continue // a missing blob is not a corrupt one
+      }
+      const check = await hashFile(blob, path.basename(blob))
+      if (check && check.actual !== check.expected) out.push({ file, blob, check, stat })
+    }
+  }
+  await walk(snapshot, '')
+  return out
+}
+
+/** After a failed load: removes corrupt blobs, and online downloads them again. */
+async function recover(ctx: Context, name: string, found: Found): Promise<string | undefined> {
+  const corrupt = await corruptBlobs(found.dir)
+  if (corrupt.length === 0) return undefined
+  for (const c of corrupt) {
+    // Under the blob's lock, and only if it is still the file we hashed (not one just renamed in).
+    await withBlobLock(ctx, blobLockPath(ctx.cacheDir, found.repo, path.basename(c.blob)), async () => {
+      const now = await fsp.stat(c.blob).catch(() => undefined)
+      if (now && now.ino === c.stat.ino && now.size === c.stat.size && now.mtimeMs === c.stat.mtimeMs) await fsp.rm(c.blob, { force: true })
+    })
+  }
+  const what = corrupt.map((c) => `${c.file} (${c.blob} has ${c.check.what} ${c.check.actual}, its name says ${c.check.expected})`).join('; ')
+  const corruptError = (then: string, cause?: unknown) =>
+    new ColbertError(
+      'MODEL_INVALID',
+      `${found.repo} in the Hugging Face cache at ${ctx.cacheDir} had corrupt files (written by two downloads at once, or damaged on disk): ${what}. ` +
+        `They were deleted; ${then}`,
+      { cause },
+    )
+  if (ctx.offline) {
+    throw corruptError('load the model once with network access (without localFilesOnly and with HF_HUB_OFFLINE unset) to download them again')
+  }
+  let again: Found
+  try {
+    again = await resolveRepo({ ...ctx, refresh: true }, name)
+  } catch (e) {
+    if (e instanceof ColbertError && e.code === 'ABORTED') throw e
+    throw corruptError(`downloading them again failed (${e instanceof Error ? e.message : String(e)})`, e)
+  }
+  return again.dir
+}
+
+// ---- locking -------------------------------------------------------------------------------
+
 /**
- * Runs `fn` holding `lock` (created exclusively), so two calls or processes never write the same
- * `.incomplete` file. The holder refreshes the lock's mtime; a waiter takes over a stale lock.
+ * Runs `fn` holding huggingface_hub's lock on one blob (an exclusive flock / LockFileEx on
+ * `<cache>/.locks/models--org--name/<etag>.lock`), so no other process — Python or Node — writes
+ * the same `.incomplete` file meanwhile. A held lock is retried every 50 ms on a timer, so waiting
+ * blocks neither the event loop nor a thread; the signal aborts the wait. The lock is released on
+ * every path; the lock file stays, as huggingface_hub leaves it.
  */
-async function withLock<T>(ctx: Context, lock: string, fn: () => Promise<T>): Promise<T> {
-  let handle: fsp.FileHandle
+async function withBlobLock<T>(ctx: Context, lockFile: string, fn: () => Promise<T>): Promise<T> {
+  let lock: Native.NativeFileLock | null
   for (;;) {
+    if (ctx.signal?.aborted) throw abortError(ctx.signal)
     try {
-      handle = await fsp.open(lock, 'wx')
-      break
+      lock = callNative(() => native.tryLockFile(lockFile))
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      const message = e instanceof Error ? e.message : String(e)
+      throw new ColbertError(
+        'IO',
+        `${message}. Concurrent downloads (ours and huggingface_hub's) are kept apart by file locks (flock); ` +
+          'if the cache is on a file system without them (some network mounts), point cacheDir or HF_HUB_CACHE at a local disk',
+        { cause: e },
+      )
     }
-    if (await staleLock(lock)) {
-      await fsp.rm(lock, { force: true })
-      continue
-    }
+    if (lock) break
     try {
       await sleep(LOCK_POLL_MS, undefined, { signal: ctx.signal })
     } catch {
       throw abortError(ctx.signal)
     }
   }
-  const timer = setInterval(() => {
-    const now = new Date()
-    fs.utimes(lock, now, now, () => undefined)
-  }, LOCK_REFRESH_MS)
-  timer.unref()
   try {
-    await handle.writeFile(`${os.hostname()} ${process.pid}\n`)
     return await fn()
   } finally {
-    clearInterval(timer)
-    await handle.close().catch(() => undefined)
-    await fsp.rm(lock, { force: true })
+    lock.release()
   }
 }

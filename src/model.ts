@@ -3,7 +3,7 @@
 import { checkKeys, checkSignal, optionalType, positiveInt, withCancel } from './arguments'
 import { abortError, callNative, ColbertError, fromNative, invalidArgument } from './errors'
 import type { Embeddings } from './embeddings'
-import { resolveModelPath, type DownloadProgress } from './hub'
+import { resolveModel, type DownloadProgress } from './hub'
 import { native, type Native } from './native'
 import { guard } from './progress'
 import { loadRuntime } from './runtime'
@@ -40,7 +40,7 @@ export interface ColBERTOptions {
   cacheDir?: string
   /** Hub models: use the cache only, never the network (as `HF_HUB_OFFLINE=1`). */
   localFilesOnly?: boolean
-  /** Hub models: access token (default `HF_TOKEN`). */
+  /** Hub models: access token (default, as huggingface_hub: `HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`, then the saved token file `HF_TOKEN_PATH` / `HF_HOME/token`). */
   token?: string
   /** Cancels a download (and the load, if it has not started). */
   signal?: AbortSignal
@@ -201,13 +201,22 @@ export class ColBERT {
       onProgress,
     }
     loadRuntime(optionalType<string>(options.ortLibraryPath, 'string', 'ortLibraryPath'))
-    const dir = await resolveModelPath(nameOrPath, hubOptions)
+    const resolved = await resolveModel(nameOrPath, hubOptions)
     if (signal?.aborted) throw abortError(signal)
     let model: Native.NativeModel
     try {
-      model = await native.loadModel(dir, nativeOptions)
+      model = await native.loadModel(resolved.dir, nativeOptions)
     } catch (e) {
-      throw fromNative(e)
+      const error = fromNative(e)
+      // A hub snapshot that fails to load may hold a corrupt blob: re-hash, repair, load again.
+      const repaired = error.code === 'ABORTED' || error.code === 'ORT_LOAD_FAILED' ? undefined : await resolved.recover?.()
+      if (repaired === undefined) throw error
+      if (signal?.aborted) throw abortError(signal)
+      try {
+        model = await native.loadModel(repaired, nativeOptions)
+      } catch (e2) {
+        throw fromNative(e2)
+      }
     }
     const warning = model.info.warning
     if (warning) process.emitWarning(warning, { code: 'COLBERT_EXECUTION_PROVIDER_FALLBACK' })

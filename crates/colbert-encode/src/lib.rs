@@ -7,10 +7,13 @@
 //! 4. [`session`] runs padded batches through the ONNX graph (Dense layers and L2 norm inside);
 //! 5. [`encode`] batches, drops padding/skiplisted rows, normalises and restores input order,
 //!    scheduled on one process-wide thread budget ([`schedule`]).
+//!
+//! [`file_lock`] holds the cross-process locks of the Hugging Face cache (shared with Python).
 
 pub mod config;
 pub mod encode;
 pub mod error;
+pub mod file_lock;
 pub mod runtime;
 pub mod schedule;
 pub mod session;

@@ -8,6 +8,7 @@
 
 pub mod embeddings;
 pub mod errors;
+pub mod file_lock;
 pub mod model;
 pub mod plaid_index;
 pub mod runtime;
