@@ -5,7 +5,7 @@ import path from 'node:path'
 import test from 'ava'
 
 import { ColBERT } from '../index'
-import { compareRows, FIXTURES, loadGolden, rowsOf, type GoldenCase } from './helpers'
+import { compareRows, FIXTURES, loadGolden, rowsOf, STANDIN, type GoldenCase } from './helpers'
 
 const MODELS = ['tiny-modernbert', 'tiny-bert']
 
@@ -132,4 +132,11 @@ test('a pylate-onnx-export folder (onnx_config.json) loads and encodes like the 
     t.deepEqual(Array.from(a.offsets), Array.from(b.offsets))
     t.true(compareRows(a.dim, a.data, b.data).maxAbs < 1e-5)
   }
+})
+
+test('the bundled stand-in says what it is: no query expansion (it was never trained with it)', async (t) => {
+  const model = await ColBERT.fromPretrained(STANDIN, { quantized: true })
+  t.false(model.config.doQueryExpansion)
+  const q = await model.encode(['what is late interaction?'], { isQuery: true })
+  t.true(q.offsets[1] < model.config.queryLength, 'queries keep only their real tokens')
 })
