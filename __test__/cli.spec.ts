@@ -253,8 +253,11 @@ test('--overwrite replaces an index in one transaction; another process holding 
     [
       '-e',
       `const { PlaidIndex } = require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))})
-       setInterval(() => {}, 1000) // keeps the process (and its open transaction) alive until killed
-       PlaidIndex.open(process.argv[1]).then((i) => i.add((async function* () { console.log('holding'); await new Promise(() => {}) })()))`,
+       // The gate stays reachable (a promise nothing refers to could be collected with the
+       // transaction waiting on it), and the timer keeps the process alive until it is killed.
+       globalThis.gate = new Promise((resolve) => (globalThis.open = resolve))
+       setInterval(() => {}, 1000)
+       PlaidIndex.open(process.argv[1]).then((i) => (globalThis.adding = i.add((async function* () { console.log('holding'); await globalThis.gate })())))`,
       target,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
