@@ -48,15 +48,20 @@ function packageDir(name: string): string | undefined {
  * `COLBERT_ORT_DYLIB_PATH`, `ORT_DYLIB_PATH`, the library bundled in our platform package (or
  * beside the addon), then an installed `onnxruntime-node`.
  */
-export function ortLibraryCandidates(explicit?: string, env: NodeJS.ProcessEnv = process.env): string[] {
+export function ortLibraryCandidates(
+  explicit?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  /** Where packages and this module are (tests stand in for Electron's asar view here). */
+  where: { packageDir: (name: string) => string | undefined; dirname: string } = { packageDir, dirname: __dirname },
+): string[] {
   const file = ORT_FILE[KEY]
   const out: string[] = []
   for (const p of [explicit, env.COLBERT_ORT_DYLIB_PATH, env.ORT_DYLIB_PATH]) if (p) out.push(p)
   if (file) {
-    const own = PLATFORM_PACKAGE[KEY] && packageDir(PLATFORM_PACKAGE[KEY])
+    const own = PLATFORM_PACKAGE[KEY] && where.packageDir(PLATFORM_PACKAGE[KEY])
     if (own) out.push(path.join(own, file))
-    for (const up of ['..', path.join('..', '..')]) out.push(path.join(__dirname, up, file))
-    const ortNode = packageDir('onnxruntime-node')
+    for (const up of ['..', path.join('..', '..')]) out.push(path.join(where.dirname, up, file))
+    const ortNode = where.packageDir('onnxruntime-node')
     if (ortNode) out.push(path.join(ortNode, 'bin', 'napi-v6', process.platform, process.arch, file))
   }
   return out.map((p) => path.resolve(unasar(p)))
