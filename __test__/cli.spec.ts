@@ -32,6 +32,27 @@ function docsFolder(): string {
   return dir
 }
 
+/**
+ * Starts `colbert index` of Medline (or its first `limit` documents) into `target` and waits until
+ * its temporary index exists (the model is loaded and encoding has started).
+ */
+async function startIndexingMedline(dir: string, target: string, limit?: number) {
+  let source = path.join(DATA, 'medline')
+  if (limit !== undefined) {
+    source = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'colbert-cli-src-')), 'medline.jsonl')
+    const lines = fs.readFileSync(path.join(DATA, 'medline', 'corpus.jsonl'), 'utf8').split('\n').slice(0, limit)
+    fs.writeFileSync(source, lines.join('\n') + '\n')
+  }
+  const child = spawn(process.execPath, [BIN, 'index', source, '--index', target, ...MODEL], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (b) => (stderr += b))
+  child.stdout.resume()
+  const building = () => fs.readdirSync(dir).some((n) => n.startsWith(`${path.basename(target)}.tmp-`))
+  const deadline = Date.now() + 60_000
+  while (!building() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  return { child, started: building(), output: () => stderr }
+}
+
 const built = (async () => {
   const src = docsFolder()
   const out = path.join(tmp(), 'idx')
@@ -146,26 +167,19 @@ test('index refuses to replace an index without --overwrite and never leaves a h
 dataTest('an interrupted index run exits 130 and leaves no index and no temporary folder', async (t) => {
   const dir = tmp()
   const target = path.join(dir, 'idx')
-  const child = spawn(process.execPath, [BIN, 'index', path.join(DATA, 'medline'), '--index', target, ...MODEL], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (b) => (stderr += b))
-  // Wait until the temporary index exists (the model is loaded and encoding has started).
-  const deadline = Date.now() + 60_000
-  while (!fs.readdirSync(dir).some((n) => n.startsWith('idx.tmp-')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-  t.true(fs.readdirSync(dir).some((n) => n.startsWith('idx.tmp-')), 'indexing started')
+  const { child, started, output } = await startIndexingMedline(dir, target)
+  t.true(started, 'indexing started')
   child.kill('SIGINT')
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
-  t.is(code, 130, stderr)
-  t.regex(stderr, /ABORTED/)
+  t.is(code, 130, output())
+  t.regex(output(), /ABORTED/)
   t.deepEqual(fs.readdirSync(dir), [])
 })
 
 dataTest('a run killed with SIGKILL leaves only a temporary folder, removed by the next run', async (t) => {
   const dir = tmp()
   const target = path.join(dir, 'idx')
-  const child = spawn(process.execPath, [BIN, 'index', path.join(DATA, 'medline'), '--index', target, ...MODEL], { stdio: 'ignore' })
-  const deadline = Date.now() + 60_000
-  while (!fs.readdirSync(dir).some((n) => n.startsWith('idx.tmp-')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  const { child } = await startIndexingMedline(dir, target)
   child.kill('SIGKILL')
   await new Promise((resolve) => child.on('exit', resolve))
   t.false(fs.existsSync(target), 'no half-written index at the target')
@@ -290,18 +304,14 @@ test('--overwrite replaces an index in one transaction; another process holding 
 dataTest('a new index never replaces one another run put at the same path meanwhile', async (t) => {
   const dir = tmp()
   const target = path.join(dir, 'idx')
-  const child = spawn(process.execPath, [BIN, 'index', path.join(DATA, 'medline'), '--index', target, ...MODEL], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (b) => (stderr += b))
-  const deadline = Date.now() + 60_000
-  while (!fs.readdirSync(dir).some((n) => n.startsWith('idx.tmp-')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-  t.true(fs.readdirSync(dir).some((n) => n.startsWith('idx.tmp-')), 'indexing started')
+  const { child, started, output } = await startIndexingMedline(dir, target, 150)
+  t.true(started, 'indexing started')
   // Someone else's index appears at the target while the run encodes.
   fs.mkdirSync(target)
   fs.writeFileSync(path.join(target, 'MANIFEST'), 'theirs')
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
-  t.is(code, 1, stderr)
-  t.regex(stderr, /INDEX_EXISTS: .*filled by another process/)
+  t.is(code, 1, output())
+  t.regex(output(), /INDEX_EXISTS: .*filled by another process/)
   t.is(fs.readFileSync(path.join(target, 'MANIFEST'), 'utf8'), 'theirs')
   t.deepEqual(fs.readdirSync(dir), ['idx'], 'the temporary index was removed')
 })
