@@ -60,10 +60,20 @@ if (force || !fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== lockHas
 } else log('dependencies are up to date')
 
 // 2. The addon: cargo rebuilds what changed; skip it entirely when no Rust input is newer.
-const addon = fs.readdirSync(root).find((n) => /^colbert\..*\.node$/.test(n))
-const rustInputs = [at('crates'), at('Cargo.toml'), at('Cargo.lock'), at('rust-toolchain.toml')]
-if (force || !addon || !fs.existsSync(at('native.js')) || newest(rustInputs) > Math.min(mtime(at(addon)), mtime(at('native.d.ts')))) {
-  log('building the addon (napi build --release) ...')
+// This machine's addon (napi's name for the platform); a cross-built one lives in target/cross/.
+const abi = process.platform === 'linux' ? '-gnu' : process.platform === 'win32' ? '-msvc' : ''
+const addon = `colbert.${process.platform}-${process.arch}${abi}.node`
+const rustInputs = [
+  at('crates'),
+  at('Cargo.toml'),
+  at('Cargo.lock'),
+  at('rust-toolchain.toml'),
+  at('.cargo'),
+  at('scripts', 'build-native.mjs'),
+  at('scripts', 'toolchain', 'package-lock.json'),
+]
+if (force || !fs.existsSync(at(addon)) || !fs.existsSync(at('native.js')) || newest(rustInputs) > Math.min(mtime(at(addon)), mtime(at('native.d.ts')))) {
+  log('building the addon (scripts/build-native.mjs: napi build --release) ...')
   npm(['run', '--silent', 'build:native'])
 } else log(`the addon is up to date (${addon})`)
 

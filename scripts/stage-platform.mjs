@@ -1,6 +1,11 @@
-// Stages this machine's platform package in npm/<platform>/: the built addon and the ONNX Runtime
-// library from the pinned onnxruntime-node, plus ONNX Runtime's licence notice. Release CI runs it
-// on each target; the package test runs it for the host.
+// Stages a platform package in npm/<platform>/: the built addon and the ONNX Runtime library from
+// the pinned onnxruntime-node, plus ONNX Runtime's licence notice. Release CI runs it on each
+// target; the package test runs it for the host; scripts/smoke-arm64.sh for linux-arm64-gnu.
+//
+//   node scripts/stage-platform.mjs [--platform <name>]   (default: this machine's platform)
+//
+// The host's addon is read from the repository root, another platform's from target/cross/<name>/
+// (where scripts/build-native.mjs --target puts it).
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -8,22 +13,26 @@ import { fileURLToPath } from 'node:url'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(import.meta.url)
-const PLATFORM = {
-  'linux-x64': ['linux-x64-gnu', 'libonnxruntime.so.1'],
-  'linux-arm64': ['linux-arm64-gnu', 'libonnxruntime.so.1'],
-  'darwin-arm64': ['darwin-arm64', 'libonnxruntime.1.dylib'],
-  'win32-x64': ['win32-x64-msvc', 'onnxruntime.dll'],
-  'win32-arm64': ['win32-arm64-msvc', 'onnxruntime.dll'],
-}[`${process.platform}-${process.arch}`]
-if (!PLATFORM) throw new Error(`no platform package for ${process.platform}-${process.arch}`)
-const [name, lib] = PLATFORM
+// name -> [node platform, node arch, ONNX Runtime library]
+const PLATFORMS = {
+  'linux-x64-gnu': ['linux', 'x64', 'libonnxruntime.so.1'],
+  'linux-arm64-gnu': ['linux', 'arm64', 'libonnxruntime.so.1'],
+  'darwin-arm64': ['darwin', 'arm64', 'libonnxruntime.1.dylib'],
+  'win32-x64-msvc': ['win32', 'x64', 'onnxruntime.dll'],
+  'win32-arm64-msvc': ['win32', 'arm64', 'onnxruntime.dll'],
+}
+const hostName = Object.keys(PLATFORMS).find((n) => PLATFORMS[n][0] === process.platform && PLATFORMS[n][1] === process.arch)
+const i = process.argv.indexOf('--platform')
+const name = i >= 0 ? process.argv[i + 1] : hostName
+if (!name || !PLATFORMS[name]) throw new Error(`no platform package for ${name ?? `${process.platform}-${process.arch}`} (known: ${Object.keys(PLATFORMS).join(', ')})`)
+const [os, arch, lib] = PLATFORMS[name]
 const dir = path.join(root, 'npm', name)
-const addon = path.join(root, `colbert.${name}.node`)
-if (!fs.existsSync(addon)) throw new Error(`${addon} is missing: run npm run build first`)
+const addon = name === hostName ? path.join(root, `colbert.${name}.node`) : path.join(root, 'target', 'cross', name, `colbert.${name}.node`)
+if (!fs.existsSync(addon)) throw new Error(`${addon} is missing: run npm run build (or node scripts/build-native.mjs --target <triple>) first`)
 const ortDir = path.dirname(require.resolve('onnxruntime-node/package.json'))
 const ortVersion = JSON.parse(fs.readFileSync(path.join(ortDir, 'package.json'), 'utf8')).version
 fs.copyFileSync(addon, path.join(dir, `colbert.${name}.node`))
-fs.copyFileSync(path.join(ortDir, 'bin', 'napi-v6', process.platform, process.arch, lib), path.join(dir, lib))
+fs.copyFileSync(path.join(ortDir, 'bin', 'napi-v6', os, arch, lib), path.join(dir, lib))
 fs.writeFileSync(
   path.join(dir, 'ThirdPartyNotices.txt'),
   `${lib} is ONNX Runtime ${ortVersion} (https://onnxruntime.ai), copied unmodified from the npm package onnxruntime-node@${ortVersion}.

@@ -63,8 +63,9 @@ pub fn init(lib: &Path) -> Result<&'static Runtime> {
     // already ruled out.
     let builder = ort::init_from(lib).map_err(|e| {
         EncodeError::OrtLoad(format!(
-            "ONNX Runtime at {} failed to load: {e}",
-            lib.display()
+            "ONNX Runtime at {} failed to load: {e}{}",
+            lib.display(),
+            load_hint(cfg!(windows))
         ))
     })?;
     builder.with_name("colbert").with_telemetry(false).commit();
@@ -74,6 +75,19 @@ pub fn init(lib: &Path) -> Result<&'static Runtime> {
     }))
 }
 
+/// What a failed load adds to its message. On Windows the usual cause is a missing C++ runtime:
+/// our addon links its C runtime statically, but ONNX Runtime's `onnxruntime.dll` (shipped as
+/// Microsoft builds it) needs the Visual C++ 2015-2022 Redistributable, and Windows then reports
+/// only that a module could not be found.
+fn load_hint(windows: bool) -> &'static str {
+    if windows {
+        " (onnxruntime.dll needs the Microsoft Visual C++ 2015-2022 Redistributable: install it from \
+         https://aka.ms/vs/17/release/vc_redist.x64.exe, or vc_redist.arm64.exe on ARM64, and retry)"
+    } else {
+        ""
+    }
+}
+
 /// Opens the library on its own, checks that it is ONNX Runtime and reads its version. The handle
 /// is closed again; nothing global changes.
 fn probe(lib: &Path) -> Result<String> {
@@ -81,8 +95,9 @@ fn probe(lib: &Path) -> Result<String> {
     // to run models with, and it is loaded again by `ort` right after.
     let handle = unsafe { libloading::Library::new(lib) }.map_err(|e| {
         EncodeError::OrtLoad(format!(
-            "cannot load the ONNX Runtime library {}: {e}",
-            lib.display()
+            "cannot load the ONNX Runtime library {}: {e}{}",
+            lib.display(),
+            load_hint(cfg!(windows))
         ))
     })?;
     // SAFETY: `OrtGetApiBase` has this signature in every ONNX Runtime release; the returned
@@ -116,4 +131,15 @@ pub(crate) fn require() -> Result<&'static Runtime> {
             "ONNX Runtime is not loaded yet; call init with the library path first".into(),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_load_names_the_vc_runtime_on_windows_only() {
+        assert!(load_hint(true).contains("Visual C++ 2015-2022 Redistributable"));
+        assert_eq!(load_hint(false), "");
+    }
 }
