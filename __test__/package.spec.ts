@@ -25,6 +25,10 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
   t.regex(listing, /libonnxruntime\.so\.1/)
   t.regex(listing, /colbert\.linux-x64-gnu\.node/)
   t.regex(listing, /ThirdPartyNotices\.txt/)
+  const notices = fs.readFileSync(path.join(ROOT, 'npm', 'linux-x64-gnu', 'ThirdPartyNotices.txt'), 'utf8')
+  t.regex(notices, /ONNX Runtime/)
+  t.regex(notices, /^tokenizers \d+\.\d+\.\d+ — Apache-2\.0$/m, 'the Rust crates compiled into the addon are listed')
+  t.notRegex(notices, /^(quote|proc-macro2|napi-derive) /m, 'proc-macros and what only they use are not in the binary')
 
   const app = path.join(work, 'app')
   fs.mkdirSync(app)
