@@ -6,8 +6,8 @@
 # must give a working package (require, import, npx colbert --help, encode, index, search), and
 # `npm install --os=linux --cpu=arm64` must resolve the arm64 package and nothing else. Prints the
 # tarball sizes. Linux x64 only; needs the x64 addon (npm test) and the arm64 one
-# (scripts/smoke/arm64.sh builds it) first. Nothing in the repository is modified: the packages
-# are published from a copy.
+# (scripts/smoke/arm64.sh builds it) first. No tracked file changes (staging writes npm/<platform>/'s
+# ignored build outputs), and the packages are published from a copy.
 #
 #   bash scripts/rehearse-release.sh
 set -euo pipefail
