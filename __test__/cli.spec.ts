@@ -7,7 +7,7 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { DATA, dataTest, HAS_DATA, ROOT, STANDIN } from './helpers'
+import { DATA, dataTest, FIXTURES, HAS_DATA, ROOT, STANDIN } from './helpers'
 
 const BIN = path.join(ROOT, 'bin', 'colbert.js')
 const MODEL = ['--model', STANDIN, '--quantized']
@@ -322,14 +322,14 @@ watchTest('a new index never replaces one another run put at the same path meanw
   t.deepEqual(fs.readdirSync(dir), ['idx'], 'the temporary index was removed')
 })
 
-dataTest('progress goes to a non-terminal stderr as plain lines; info prints nested fields; eval writes a TREC run and per-query metrics', async (t) => {
+test('progress goes to a non-terminal stderr as plain lines; info prints nested fields; eval writes a TREC run and per-query metrics', async (t) => {
   const dir = tmp()
-  const adi = path.join(DATA, 'adi')
-  const idx = path.join(dir, 'adi')
+  const adi = path.join(FIXTURES, 'beir-mini')
+  const idx = path.join(dir, 'mini')
   const built = run(['index', adi, '--index', idx, ...MODEL])
   t.is(built.code, 0, built.stderr)
-  t.regex(built.stderr, /^encoding \d+\/82$/m)
-  t.regex(built.stderr, /^encoding 82\/82$/m, 'the end of a stage is printed')
+  t.regex(built.stderr, /^encoding \d+\/24$/m)
+  t.regex(built.stderr, /^encoding 24\/24$/m, 'the end of a stage is printed')
   t.regex(built.stderr, /^k-means \d+\/\d+$/m)
   t.is(run(['index', adi, '--index', path.join(dir, 'quiet'), ...MODEL, '--quiet']).stderr, '')
   const info = run(['info', '--index', idx])
