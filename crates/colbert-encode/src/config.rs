@@ -82,23 +82,62 @@ pub struct ModelFolder {
     pub config: ModelConfig,
 }
 
-fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            EncodeError::ModelNotFound(format!("{} does not exist", path.display()))
-        } else {
-            EncodeError::invalid_file(path, format!("cannot be read: {e}"))
-        }
-    })?;
-    serde_json::from_str(&text)
-        .map_err(|e| EncodeError::invalid_file(path, format!("is not valid JSON: {e}")))
+/// Where the JSON files of a model folder come from: the folder itself or, for the fuzzing
+/// harness, texts held in memory. Paths are relative to the folder.
+pub(crate) trait ConfigFiles {
+    /// The path named in messages.
+    fn path(&self, rel: &Path) -> PathBuf;
+    /// The text of a file that must exist (`MODEL_NOT_FOUND` when it does not).
+    fn required(&self, rel: &Path) -> Result<String>;
+    /// The text of a file that may be absent.
+    fn optional(&self, rel: &Path) -> Result<Option<String>>;
 }
 
-fn read_optional_json(path: &Path) -> Result<Option<Value>> {
-    if path.is_file() {
-        read_json(path).map(Some)
-    } else {
-        Ok(None)
+/// The files of a model folder on disk.
+struct Folder<'a>(&'a Path);
+
+impl ConfigFiles for Folder<'_> {
+    fn path(&self, rel: &Path) -> PathBuf {
+        if rel.as_os_str().is_empty() {
+            self.0.to_path_buf()
+        } else {
+            self.0.join(rel)
+        }
+    }
+
+    fn required(&self, rel: &Path) -> Result<String> {
+        let path = self.path(rel);
+        std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                EncodeError::ModelNotFound(format!("{} does not exist", path.display()))
+            } else {
+                EncodeError::invalid_file(&path, format!("cannot be read: {e}"))
+            }
+        })
+    }
+
+    fn optional(&self, rel: &Path) -> Result<Option<String>> {
+        if self.path(rel).is_file() {
+            self.required(rel).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+fn parse_json(files: &dyn ConfigFiles, rel: &Path, text: &str) -> Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|e| EncodeError::invalid_file(&files.path(rel), format!("is not valid JSON: {e}")))
+}
+
+fn read_json(files: &dyn ConfigFiles, rel: &Path) -> Result<Value> {
+    parse_json(files, rel, &files.required(rel)?)
+}
+
+fn read_optional_json(files: &dyn ConfigFiles, rel: &Path) -> Result<Option<Value>> {
+    match files.optional(rel)? {
+        Some(text) => parse_json(files, rel, &text).map(Some),
+        None => Ok(None),
     }
 }
 
@@ -175,9 +214,10 @@ struct Raw {
     prompt: Option<String>,
 }
 
-fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
-    let path = dir.join("config_sentence_transformers.json");
-    let Some(st) = read_optional_json(&path)? else {
+fn read_sentence_transformers(files: &dyn ConfigFiles, raw: &mut Raw) -> Result<bool> {
+    let rel = Path::new("config_sentence_transformers.json");
+    let path = files.path(rel);
+    let Some(st) = read_optional_json(files, rel)? else {
         return Ok(false);
     };
     raw.query_length = get_usize(&st, "query_length", &path)?;
@@ -201,14 +241,16 @@ fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
         raw.prompt = Some(prompt.to_string());
     }
 
-    let sbert = dir.join("sentence_bert_config.json");
-    if let Some(v) = read_optional_json(&sbert)? {
+    let sbert_rel = Path::new("sentence_bert_config.json");
+    let sbert = files.path(sbert_rel);
+    if let Some(v) = read_optional_json(files, sbert_rel)? {
         raw.do_lower_case = get_bool(&v, "do_lower_case", &sbert)?;
     }
 
     // The embedding width is the out_features of the last Dense module, in modules.json order.
-    let modules_path = dir.join("modules.json");
-    if let Some(modules) = read_optional_json(&modules_path)? {
+    let modules_rel = Path::new("modules.json");
+    let modules_path = files.path(modules_rel);
+    if let Some(modules) = read_optional_json(files, modules_rel)? {
         let list = modules
             .as_array()
             .ok_or_else(|| EncodeError::invalid_file(&modules_path, "must be a JSON list"))?;
@@ -216,8 +258,9 @@ fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
             let ty = m.get("type").and_then(Value::as_str).unwrap_or_default();
             if ty.ends_with("Dense") {
                 let sub = m.get("path").and_then(Value::as_str).unwrap_or_default();
-                let cfg_path = dir.join(sub).join("config.json");
-                let cfg = read_json(&cfg_path)?;
+                let cfg_rel = Path::new(sub).join("config.json");
+                let cfg_path = files.path(&cfg_rel);
+                let cfg = read_json(files, &cfg_rel)?;
                 raw.dim = Some(get_usize(&cfg, "out_features", &cfg_path)?.ok_or_else(|| {
                     EncodeError::invalid_file(&cfg_path, "has no `out_features`")
                 })?);
@@ -227,9 +270,10 @@ fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
     Ok(true)
 }
 
-fn read_onnx_export(dir: &Path, raw: &mut Raw) -> Result<bool> {
-    let path = dir.join("onnx_config.json");
-    let Some(c) = read_optional_json(&path)? else {
+fn read_onnx_export(files: &dyn ConfigFiles, raw: &mut Raw) -> Result<bool> {
+    let rel = Path::new("onnx_config.json");
+    let path = files.path(rel);
+    let Some(c) = read_optional_json(files, rel)? else {
         return Ok(false);
     };
     // Values from config_sentence_transformers.json (read first) take precedence.
@@ -264,9 +308,9 @@ fn read_onnx_export(dir: &Path, raw: &mut Raw) -> Result<bool> {
 
 /// Finds the mask token the way transformers does (tokenizer_config / special_tokens_map), falling
 /// back to the usual spellings in the vocabulary.
-fn find_mask_id(dir: &Path, tok: &Tokenizer) -> Result<Option<u32>> {
+fn find_mask_id(files: &dyn ConfigFiles, tok: &Tokenizer) -> Result<Option<u32>> {
     for file in ["special_tokens_map.json", "tokenizer_config.json"] {
-        if let Some(v) = read_optional_json(&dir.join(file))? {
+        if let Some(v) = read_optional_json(files, Path::new(file))? {
             if let Some(t) = special_token(&v, "mask_token") {
                 if let Some(id) = tok.token_to_id(&t) {
                     return Ok(Some(id));
@@ -277,9 +321,9 @@ fn find_mask_id(dir: &Path, tok: &Tokenizer) -> Result<Option<u32>> {
     Ok(["[MASK]", "<mask>"].iter().find_map(|t| tok.token_to_id(t)))
 }
 
-fn find_special(dir: &Path, tok: &Tokenizer, key: &str) -> Result<Option<u32>> {
+fn find_special(files: &dyn ConfigFiles, tok: &Tokenizer, key: &str) -> Result<Option<u32>> {
     for file in ["special_tokens_map.json", "tokenizer_config.json"] {
-        if let Some(v) = read_optional_json(&dir.join(file))? {
+        if let Some(v) = read_optional_json(files, Path::new(file))? {
             if let Some(t) = special_token(&v, key) {
                 if let Some(id) = tok.token_to_id(&t) {
                     return Ok(Some(id));
@@ -332,16 +376,7 @@ impl ModelFolder {
         let tokenizer_path = dir.join("tokenizer.json");
         let tokenizer = load_tokenizer(&tokenizer_path)?;
 
-        let mut raw = Raw::default();
-        let has_st = read_sentence_transformers(dir, &mut raw)?;
-        let has_export = read_onnx_export(dir, &mut raw)?;
-        if !has_st && !has_export {
-            return Err(EncodeError::ModelNotFound(format!(
-                "{} has neither config_sentence_transformers.json nor onnx_config.json; export the model with tools/export_onnx.py",
-                dir.display()
-            )));
-        }
-        let config = resolve(dir, &tokenizer, raw, overrides)?;
+        let config = read_config(&Folder(dir), &tokenizer, overrides)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             onnx_path,
@@ -375,8 +410,31 @@ fn pick_onnx(dir: &Path, precision: Precision) -> Result<PathBuf> {
     }
 }
 
-fn resolve(dir: &Path, tok: &Tokenizer, raw: Raw, o: &ConfigOverrides) -> Result<ModelConfig> {
-    let tok_path = dir.join("tokenizer.json");
+/// The settings of a model folder (its JSON files, then `o`) for tokenizer `tok`.
+pub(crate) fn read_config(
+    files: &dyn ConfigFiles,
+    tok: &Tokenizer,
+    o: &ConfigOverrides,
+) -> Result<ModelConfig> {
+    let mut raw = Raw::default();
+    let has_st = read_sentence_transformers(files, &mut raw)?;
+    let has_export = read_onnx_export(files, &mut raw)?;
+    if !has_st && !has_export {
+        return Err(EncodeError::ModelNotFound(format!(
+            "{} has neither config_sentence_transformers.json nor onnx_config.json; export the model with tools/export_onnx.py",
+            files.path(Path::new("")).display()
+        )));
+    }
+    resolve(files, tok, raw, o)
+}
+
+fn resolve(
+    files: &dyn ConfigFiles,
+    tok: &Tokenizer,
+    raw: Raw,
+    o: &ConfigOverrides,
+) -> Result<ModelConfig> {
+    let tok_path = files.path(Path::new("tokenizer.json"));
     let query_prefix = o
         .query_prefix
         .clone()
@@ -392,15 +450,15 @@ fn resolve(dir: &Path, tok: &Tokenizer, raw: Raw, o: &ConfigOverrides) -> Result
 
     let mask = match raw.mask_token_id {
         Some(id) => Some(id),
-        None => find_mask_id(dir, tok)?,
+        None => find_mask_id(files, tok)?,
     };
     // PyLate: pad_token_id = mask id; without a mask token, EOS; failing that, the existing pad.
     let pad = match (raw.pad_token_id, mask) {
         (Some(p), _) => Some(p),
         (None, Some(m)) => Some(m),
-        (None, None) => match find_special(dir, tok, "eos_token")? {
+        (None, None) => match find_special(files, tok, "eos_token")? {
             Some(e) => Some(e),
-            None => find_special(dir, tok, "pad_token")?,
+            None => find_special(files, tok, "pad_token")?,
         },
     };
     let pad_token_id = pad.ok_or_else(|| {
@@ -417,7 +475,7 @@ fn resolve(dir: &Path, tok: &Tokenizer, raw: Raw, o: &ConfigOverrides) -> Result
         .or(raw.skiplist_words)
         .unwrap_or_else(|| DEFAULT_SKIPLIST.chars().map(String::from).collect());
     // Python's convert_tokens_to_ids maps an unknown word to the unk id.
-    let unk = find_special(dir, tok, "unk_token")?;
+    let unk = find_special(files, tok, "unk_token")?;
     let mut skiplist_ids: Vec<u32> = skiplist_words
         .iter()
         .filter_map(|w| tok.token_to_id(w).or(unk))
