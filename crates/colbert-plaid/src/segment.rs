@@ -291,6 +291,12 @@ pub(crate) struct Segment {
 impl Segment {
     pub fn open(dir: &Path, meta: &SegmentMeta, row_bytes: usize) -> Result<Self> {
         let c = Container::open(dir, &meta.file, Kind::Segment)?;
+        Self::from_container(c, meta, row_bytes)
+    }
+
+    /// Checks an opened container against the manifest's `meta`: the small sections are
+    /// verified and validated, the large ones left to lazy verification.
+    pub fn from_container(c: Container, meta: &SegmentMeta, row_bytes: usize) -> Result<Self> {
         let bad = |m: &str| PlaidError::corrupt(format!("{}: {m}", meta.file.name));
         if c.n_sections() != N_SECTIONS {
             return Err(bad("wrong number of sections"));
