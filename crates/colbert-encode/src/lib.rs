@@ -11,6 +11,8 @@
 pub mod config;
 pub mod encode;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod runtime;
 pub mod schedule;
 pub mod session;
