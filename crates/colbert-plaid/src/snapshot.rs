@@ -254,9 +254,12 @@ impl Snapshot {
         }
     }
 
-    /// Stored text and metadata of document `doc` as `documents` returns them.
+    /// Stored text and metadata of document `doc` as `documents` returns them. Metadata that
+    /// is not a JSON object (only a forged or buggy file can hold it: checksums pass) is
+    /// `INDEX_CORRUPT`, never handed to callers that parse it.
     pub fn document(&self, doc: u32) -> Result<DocumentFields> {
         let (text, metadata) = self.fields(doc)?;
+        crate::filter::parse_stored(metadata)?;
         Ok(DocumentFields::from_stored(text, metadata))
     }
 
