@@ -363,10 +363,16 @@ fn exercise_segment(seg: Segment, cb: Codebook, nbits: u8) {
     });
 }
 
+/// A codebook with the manifest's dim (`p.dim`) and centroid count (`p.n_tokens` when not
+/// zero, the manifest's full usize range; else `p.num_centroids`).
 fn codebook_file(file: &[u8], table_crc: u32, p: SegmentParams, nbits: u8) {
     let mut m = Manifest::empty(options(nbits));
     m.dim = Some(p.dim as usize);
-    m.num_centroids = p.num_centroids as usize;
+    m.num_centroids = if p.n_tokens != 0 {
+        p.n_tokens as usize
+    } else {
+        p.num_centroids as usize
+    };
     let cb = match Container::from_bytes("cbk-fuzz.plaid", file, table_crc, Kind::Codebook)
         .and_then(|c| Codebook::from_container(c, &m))
     {

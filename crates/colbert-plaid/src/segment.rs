@@ -348,8 +348,10 @@ impl Segment {
         if hashes.len() != n || order.len() != n || order.iter().any(|&o| o as usize >= n) {
             return Err(bad("bad id index"));
         }
-        if seg.c.bytes(S_CODES).len() as u64 != nt * meta.code_bytes as u64
-            || seg.c.bytes(S_RESIDUALS).len() as u64 != nt * row_bytes as u64
+        // Checked: a forged token count must not wrap around to the sections' real sizes.
+        // Once this holds, every token offset (≤ nt) indexes inside both sections.
+        if Some(seg.c.bytes(S_CODES).len() as u64) != nt.checked_mul(meta.code_bytes as u64)
+            || Some(seg.c.bytes(S_RESIDUALS).len() as u64) != nt.checked_mul(row_bytes as u64)
         {
             return Err(bad("bad code/residual sizes"));
         }

@@ -56,7 +56,7 @@ impl Codebook {
             c.verify_section(i)?;
         }
         let cents = c.typed::<f32>(0)?;
-        if dim == 0 || cents.len() != k * dim || k == 0 {
+        if dim == 0 || k.checked_mul(dim) != Some(cents.len()) || k == 0 {
             return Err(PlaidError::corrupt("codebook: wrong centroid count"));
         }
         let codec = ResidualCodec::new(
