@@ -16,6 +16,9 @@ use tokenizers::Tokenizer;
 
 use crate::error::{EncodeError, Result};
 
+/// The largest query or document length accepted (tokens; long-context encoders reach 8,192).
+pub const MAX_LENGTH: usize = 65_536;
+
 /// PyLate's default skiplist: Python's `string.punctuation`.
 pub const DEFAULT_SKIPLIST: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
@@ -148,6 +151,16 @@ fn get_usize(v: &Value, key: &str, file: &Path) -> Result<Option<usize>> {
             EncodeError::invalid_file(file, format!("`{key}` must be a non-negative integer"))
         }),
     }
+}
+
+fn get_token_id(v: &Value, key: &str, file: &Path) -> Result<Option<u32>> {
+    get_usize(v, key, file)?
+        .map(|n| {
+            u32::try_from(n).map_err(|_| {
+                EncodeError::invalid_file(file, format!("`{key}` ({n}) is not a token id"))
+            })
+        })
+        .transpose()
 }
 
 fn get_bool(v: &Value, key: &str, file: &Path) -> Result<Option<bool>> {
@@ -301,8 +314,8 @@ fn read_onnx_export(files: &dyn ConfigFiles, raw: &mut Raw) -> Result<bool> {
         .or(get_strings(&c, "skiplist_words", &path)?);
     raw.do_lower_case = raw.do_lower_case.or(get_bool(&c, "do_lower_case", &path)?);
     raw.dim = raw.dim.or(get_usize(&c, "embedding_dim", &path)?);
-    raw.mask_token_id = get_usize(&c, "mask_token_id", &path)?.map(|v| v as u32);
-    raw.pad_token_id = get_usize(&c, "pad_token_id", &path)?.map(|v| v as u32);
+    raw.mask_token_id = get_token_id(&c, "mask_token_id", &path)?;
+    raw.pad_token_id = get_token_id(&c, "pad_token_id", &path)?;
     Ok(true)
 }
 
@@ -468,6 +481,17 @@ fn resolve(
         )
     })?;
     let mask_token_id = mask.unwrap_or(pad_token_id);
+    // Ids from onnx_config.json are not looked up in the vocabulary: an id outside it would
+    // reach the model's embedding lookup.
+    let vocab = tok.get_vocab_size(true);
+    for (what, id) in [("mask", mask_token_id), ("pad", pad_token_id)] {
+        if id as usize >= vocab {
+            return Err(EncodeError::ModelInvalid(format!(
+                "the {what} token id {id} is outside the vocabulary of {} ({vocab} tokens)",
+                tok_path.display()
+            )));
+        }
+    }
 
     let skiplist_words = o
         .skiplist_words
@@ -501,6 +525,13 @@ fn resolve(
             "queryLength ({query_length}) and documentLength ({document_length}) must leave room for at least one token besides CLS, the prefix and SEP"
         )));
     }
+    // Queries are padded to queryLength and batches are sized by the lengths: an unbounded
+    // value (from options or a config file) would exhaust memory instead of failing.
+    if query_length > MAX_LENGTH || document_length > MAX_LENGTH {
+        return Err(EncodeError::InvalidArgument(format!(
+            "queryLength ({query_length}) and documentLength ({document_length}) must be at most {MAX_LENGTH}"
+        )));
+    }
     let dim = raw.dim.unwrap_or(0);
     Ok(ModelConfig {
         dim,
@@ -519,4 +550,71 @@ fn resolve(
         pad_token_id,
         prompt: raw.prompt.unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::fuzzing::{fixture_dirs, MemFiles};
+
+    fn tiny_bert() -> (MemFiles, Tokenizer) {
+        let dir = &fixture_dirs()[0];
+        let tok = load_tokenizer(&dir.join("tokenizer.json")).unwrap();
+        (MemFiles::read(dir), tok)
+    }
+
+    fn code(files: &MemFiles, tok: &Tokenizer, o: &ConfigOverrides) -> &'static str {
+        read_config(files, tok, o).map_or_else(|e| e.code(), |_| "OK")
+    }
+
+    /// Found by fuzzing: a query length of 10^10 in config_sentence_transformers.json (or as an
+    /// option) resolved, then padding a query to it exhausted memory.
+    #[test]
+    fn lengths_are_bounded() {
+        let (files, tok) = tiny_bert();
+        let none = ConfigOverrides::default();
+        assert_eq!(code(&files, &tok, &none), "OK");
+        let huge = files.clone().with(
+            "config_sentence_transformers.json",
+            Some(r#"{"query_length":10000000000}"#),
+        );
+        assert_eq!(code(&huge, &tok, &none), "INVALID_ARGUMENT");
+        for (q, want) in [(MAX_LENGTH, "OK"), (MAX_LENGTH + 1, "INVALID_ARGUMENT")] {
+            let o = ConfigOverrides {
+                query_length: Some(q),
+                document_length: Some(q),
+                ..Default::default()
+            };
+            assert_eq!(code(&files, &tok, &o), want, "{q}");
+        }
+    }
+
+    /// Found by fuzzing: onnx_config.json ids were truncated to u32 and never checked against
+    /// the vocabulary, so a pad or mask id outside it reached the model.
+    #[test]
+    fn token_ids_from_onnx_config_are_checked() {
+        let (_, tok) = tiny_bert();
+        let none = ConfigOverrides::default();
+        let export = |extra: &str| {
+            MemFiles::default().with(
+                "onnx_config.json",
+                Some(&format!(
+                    r#"{{"query_length":32,"document_length":64{extra}}}"#
+                )),
+            )
+        };
+        assert_eq!(code(&export(""), &tok, &none), "OK");
+        for extra in [
+            r#","mask_token_id":4294967300"#,
+            r#","pad_token_id":999999"#,
+            r#","mask_token_id":-1"#,
+        ] {
+            assert_eq!(
+                code(&export(extra), &tok, &none),
+                "MODEL_INVALID",
+                "{extra}"
+            );
+        }
+    }
 }

@@ -66,6 +66,14 @@ impl MemFiles {
         m
     }
 
+    /// Replaces one of [`CONFIG_FILES`] (`None`: absent).
+    pub fn with(mut self, name: &str, text: Option<&str>) -> Self {
+        if let Some(i) = CONFIG_FILES.iter().position(|f| *f == name) {
+            self.files[i] = text.map(str::to_string);
+        }
+        self
+    }
+
     fn slot(rel: &Path) -> Option<usize> {
         if let Some(i) = CONFIG_FILES.iter().position(|f| Path::new(f) == rel) {
             return Some(i);
