@@ -173,6 +173,17 @@ impl Manifest {
         if !matches!(self.options.nbits, 1 | 2 | 4) {
             return Err("bad nbits".into());
         }
+        // What the next commit writes must read back: JSON has no infinities or NaN.
+        let d = &self.drift;
+        let norm = |x: f64| x.is_finite() && x >= 0.0;
+        let norms = [
+            self.cluster_threshold as f64,
+            d.trained_residual_norm as f64,
+            d.residual_norm_sum,
+        ];
+        if !norms.into_iter().all(norm) {
+            return Err("bad residual norms".into());
+        }
         Ok(())
     }
 }
@@ -241,6 +252,26 @@ mod tests {
         }
         m.drift.residual_norm_sum = 1_901_901_664_435_863.0;
         assert_eq!(Manifest::decode(&m.encode().unwrap()).unwrap(), m);
+        // An f32 beyond its range is an error, not an infinity that would be written as null.
+        let json = serde_json::to_string(&m).unwrap();
+        for (from, to) in [
+            (
+                "\"cluster_threshold\":",
+                "\"cluster_threshold\":1e39,\"x\":",
+            ),
+            (
+                "\"trained_residual_norm\":",
+                "\"trained_residual_norm\":-1,\"x\":",
+            ),
+        ] {
+            let bad = json.replacen(from, to, 1);
+            let crc = crc32fast::hash(format!("{FORMAT_VERSION}\n{bad}").as_bytes());
+            let bytes = format!("{MAGIC} {FORMAT_VERSION} {crc:08x}\n{bad}").into_bytes();
+            assert_eq!(
+                Manifest::decode(&bytes).unwrap_err().code(),
+                "INDEX_CORRUPT"
+            );
+        }
     }
 
     /// Manifests written before the drift counters existed still open (as zeros).
