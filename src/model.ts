@@ -18,9 +18,9 @@ export interface ColBERTOptions {
   threads?: number
   /** `true`: `model_int8.onnx`; `false`: `model.onnx`; default: `model.onnx` when present. */
   quantized?: boolean
-  /** Total query length, CLS, prefix, SEP and expansion tokens included. */
+  /** Total query length, CLS, prefix, SEP and expansion tokens included (at most 65,536). */
   queryLength?: number
-  /** Maximum document length, CLS, prefix and SEP included. */
+  /** Maximum document length, CLS, prefix and SEP included (at most 65,536). */
   documentLength?: number
   queryPrefix?: string
   documentPrefix?: string

@@ -16,6 +16,9 @@ use tokenizers::Tokenizer;
 
 use crate::error::{EncodeError, Result};
 
+/// The largest query or document length accepted (tokens; long-context encoders reach 8,192).
+pub const MAX_LENGTH: usize = 65_536;
+
 /// PyLate's default skiplist: Python's `string.punctuation`.
 pub const DEFAULT_SKIPLIST: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
@@ -82,51 +85,95 @@ pub struct ModelFolder {
     pub config: ModelConfig,
 }
 
-fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            EncodeError::ModelNotFound(format!("{} does not exist", path.display()))
-        } else {
-            EncodeError::invalid_file(path, format!("cannot be read: {e}"))
-        }
-    })?;
-    serde_json::from_str(&text)
-        .map_err(|e| EncodeError::invalid_file(path, format!("is not valid JSON: {e}")))
+/// Where the JSON files of a model folder come from: the folder itself or, for the fuzzing
+/// harness, texts held in memory. Paths are relative to the folder.
+pub(crate) trait ConfigFiles {
+    /// The path named in messages.
+    fn path(&self, rel: &Path) -> PathBuf;
+    /// The text of a file that must exist (`MODEL_NOT_FOUND` when it does not).
+    fn required(&self, rel: &Path) -> Result<String>;
+    /// The text of a file that may be absent.
+    fn optional(&self, rel: &Path) -> Result<Option<String>>;
 }
 
-fn read_optional_json(path: &Path) -> Result<Option<Value>> {
-    if path.is_file() {
-        read_json(path).map(Some)
-    } else {
-        Ok(None)
+/// The files of a model folder on disk.
+struct Folder<'a>(&'a Path);
+
+impl ConfigFiles for Folder<'_> {
+    fn path(&self, rel: &Path) -> PathBuf {
+        if rel.as_os_str().is_empty() {
+            self.0.to_path_buf()
+        } else {
+            self.0.join(rel)
+        }
+    }
+
+    fn required(&self, rel: &Path) -> Result<String> {
+        let path = self.path(rel);
+        std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                EncodeError::ModelNotFound(format!("{} does not exist", path.display()))
+            } else {
+                EncodeError::invalid_file(&path, format!("cannot be read: {e}"))
+            }
+        })
+    }
+
+    fn optional(&self, rel: &Path) -> Result<Option<String>> {
+        if self.path(rel).is_file() {
+            self.required(rel).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+fn parse_json(files: &dyn ConfigFiles, rel: &Path, text: &str) -> Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|e| EncodeError::invalid_file(&files.path(rel), format!("is not valid JSON: {e}")))
+}
+
+fn read_json(files: &dyn ConfigFiles, rel: &Path) -> Result<Value> {
+    parse_json(files, rel, &files.required(rel)?)
+}
+
+fn read_optional_json(files: &dyn ConfigFiles, rel: &Path) -> Result<Option<Value>> {
+    match files.optional(rel)? {
+        Some(text) => parse_json(files, rel, &text).map(Some),
+        None => Ok(None),
     }
 }
 
 /// A settings file, which must hold a JSON object (a list or a number would otherwise be read
 /// as "no settings" and the defaults used silently).
-fn read_settings(path: &Path) -> Result<Value> {
-    let v = read_json(path)?;
+fn settings(files: &dyn ConfigFiles, rel: &Path, v: Value) -> Result<Value> {
     if v.is_object() {
         Ok(v)
     } else {
-        Err(EncodeError::invalid_file(path, "must hold a JSON object"))
+        Err(EncodeError::invalid_file(
+            &files.path(rel),
+            "must hold a JSON object",
+        ))
     }
 }
 
-fn read_optional_settings(path: &Path) -> Result<Option<Value>> {
-    if path.is_file() {
-        read_settings(path).map(Some)
-    } else {
-        Ok(None)
-    }
+fn read_settings(files: &dyn ConfigFiles, rel: &Path) -> Result<Value> {
+    settings(files, rel, read_json(files, rel)?)
+}
+
+fn read_optional_settings(files: &dyn ConfigFiles, rel: &Path) -> Result<Option<Value>> {
+    read_optional_json(files, rel)?
+        .map(|v| settings(files, rel, v))
+        .transpose()
 }
 
 /// The longest sequence the backbone takes, from transformers' `config.json`
 /// (`max_position_embeddings`; RoBERTa-style models start positions after the pad id, so
 /// they take `pad_token_id + 1` fewer). `None` when the folder does not say.
-fn max_positions(dir: &Path) -> Result<Option<(usize, PathBuf)>> {
-    let path = dir.join("config.json");
-    let Some(c) = read_optional_settings(&path)? else {
+fn max_positions(files: &dyn ConfigFiles) -> Result<Option<(usize, PathBuf)>> {
+    let rel = Path::new("config.json");
+    let path = files.path(rel);
+    let Some(c) = read_optional_settings(files, rel)? else {
         return Ok(None);
     };
     let Some(max) = get_usize(&c, "max_position_embeddings", &path)? else {
@@ -148,6 +195,16 @@ fn get_usize(v: &Value, key: &str, file: &Path) -> Result<Option<usize>> {
             EncodeError::invalid_file(file, format!("`{key}` must be a non-negative integer"))
         }),
     }
+}
+
+fn get_token_id(v: &Value, key: &str, file: &Path) -> Result<Option<u32>> {
+    get_usize(v, key, file)?
+        .map(|n| {
+            u32::try_from(n).map_err(|_| {
+                EncodeError::invalid_file(file, format!("`{key}` ({n}) is not a token id"))
+            })
+        })
+        .transpose()
 }
 
 fn get_bool(v: &Value, key: &str, file: &Path) -> Result<Option<bool>> {
@@ -214,9 +271,10 @@ struct Raw {
     prompt: Option<String>,
 }
 
-fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
-    let path = dir.join("config_sentence_transformers.json");
-    let Some(st) = read_optional_settings(&path)? else {
+fn read_sentence_transformers(files: &dyn ConfigFiles, raw: &mut Raw) -> Result<bool> {
+    let rel = Path::new("config_sentence_transformers.json");
+    let path = files.path(rel);
+    let Some(st) = read_optional_settings(files, rel)? else {
         return Ok(false);
     };
     raw.query_length = get_usize(&st, "query_length", &path)?;
@@ -240,14 +298,16 @@ fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
         raw.prompt = Some(prompt.to_string());
     }
 
-    let sbert = dir.join("sentence_bert_config.json");
-    if let Some(v) = read_optional_settings(&sbert)? {
+    let sbert_rel = Path::new("sentence_bert_config.json");
+    let sbert = files.path(sbert_rel);
+    if let Some(v) = read_optional_settings(files, sbert_rel)? {
         raw.do_lower_case = get_bool(&v, "do_lower_case", &sbert)?;
     }
 
     // The embedding width is the out_features of the last Dense module, in modules.json order.
-    let modules_path = dir.join("modules.json");
-    if let Some(modules) = read_optional_json(&modules_path)? {
+    let modules_rel = Path::new("modules.json");
+    let modules_path = files.path(modules_rel);
+    if let Some(modules) = read_optional_json(files, modules_rel)? {
         let list = modules
             .as_array()
             .ok_or_else(|| EncodeError::invalid_file(&modules_path, "must be a JSON list"))?;
@@ -255,8 +315,9 @@ fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
             let ty = m.get("type").and_then(Value::as_str).unwrap_or_default();
             if ty.ends_with("Dense") {
                 let sub = m.get("path").and_then(Value::as_str).unwrap_or_default();
-                let cfg_path = dir.join(sub).join("config.json");
-                let cfg = read_settings(&cfg_path)?;
+                let cfg_rel = Path::new(sub).join("config.json");
+                let cfg_path = files.path(&cfg_rel);
+                let cfg = read_settings(files, &cfg_rel)?;
                 raw.dim = Some(get_usize(&cfg, "out_features", &cfg_path)?.ok_or_else(|| {
                     EncodeError::invalid_file(&cfg_path, "has no `out_features`")
                 })?);
@@ -266,9 +327,10 @@ fn read_sentence_transformers(dir: &Path, raw: &mut Raw) -> Result<bool> {
     Ok(true)
 }
 
-fn read_onnx_export(dir: &Path, raw: &mut Raw) -> Result<bool> {
-    let path = dir.join("onnx_config.json");
-    let Some(c) = read_optional_settings(&path)? else {
+fn read_onnx_export(files: &dyn ConfigFiles, raw: &mut Raw) -> Result<bool> {
+    let rel = Path::new("onnx_config.json");
+    let path = files.path(rel);
+    let Some(c) = read_optional_settings(files, rel)? else {
         return Ok(false);
     };
     // Values from config_sentence_transformers.json (read first) take precedence.
@@ -296,16 +358,16 @@ fn read_onnx_export(dir: &Path, raw: &mut Raw) -> Result<bool> {
         .or(get_strings(&c, "skiplist_words", &path)?);
     raw.do_lower_case = raw.do_lower_case.or(get_bool(&c, "do_lower_case", &path)?);
     raw.dim = raw.dim.or(get_usize(&c, "embedding_dim", &path)?);
-    raw.mask_token_id = get_usize(&c, "mask_token_id", &path)?.map(|v| v as u32);
-    raw.pad_token_id = get_usize(&c, "pad_token_id", &path)?.map(|v| v as u32);
+    raw.mask_token_id = get_token_id(&c, "mask_token_id", &path)?;
+    raw.pad_token_id = get_token_id(&c, "pad_token_id", &path)?;
     Ok(true)
 }
 
 /// Finds the mask token the way transformers does (tokenizer_config / special_tokens_map), falling
 /// back to the usual spellings in the vocabulary.
-fn find_mask_id(dir: &Path, tok: &Tokenizer) -> Result<Option<u32>> {
+fn find_mask_id(files: &dyn ConfigFiles, tok: &Tokenizer) -> Result<Option<u32>> {
     for file in ["special_tokens_map.json", "tokenizer_config.json"] {
-        if let Some(v) = read_optional_settings(&dir.join(file))? {
+        if let Some(v) = read_optional_settings(files, Path::new(file))? {
             if let Some(t) = special_token(&v, "mask_token") {
                 if let Some(id) = tok.token_to_id(&t) {
                     return Ok(Some(id));
@@ -316,9 +378,9 @@ fn find_mask_id(dir: &Path, tok: &Tokenizer) -> Result<Option<u32>> {
     Ok(["[MASK]", "<mask>"].iter().find_map(|t| tok.token_to_id(t)))
 }
 
-fn find_special(dir: &Path, tok: &Tokenizer, key: &str) -> Result<Option<u32>> {
+fn find_special(files: &dyn ConfigFiles, tok: &Tokenizer, key: &str) -> Result<Option<u32>> {
     for file in ["special_tokens_map.json", "tokenizer_config.json"] {
-        if let Some(v) = read_optional_settings(&dir.join(file))? {
+        if let Some(v) = read_optional_settings(files, Path::new(file))? {
             if let Some(t) = special_token(&v, key) {
                 if let Some(id) = tok.token_to_id(&t) {
                     return Ok(Some(id));
@@ -371,16 +433,7 @@ impl ModelFolder {
         let tokenizer_path = dir.join("tokenizer.json");
         let tokenizer = load_tokenizer(&tokenizer_path)?;
 
-        let mut raw = Raw::default();
-        let has_st = read_sentence_transformers(dir, &mut raw)?;
-        let has_export = read_onnx_export(dir, &mut raw)?;
-        if !has_st && !has_export {
-            return Err(EncodeError::ModelNotFound(format!(
-                "{} has neither config_sentence_transformers.json nor onnx_config.json; export the model with tools/export_onnx.py",
-                dir.display()
-            )));
-        }
-        let config = resolve(dir, &tokenizer, raw, overrides)?;
+        let config = read_config(&Folder(dir), &tokenizer, overrides)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             onnx_path,
@@ -414,8 +467,31 @@ fn pick_onnx(dir: &Path, precision: Precision) -> Result<PathBuf> {
     }
 }
 
-fn resolve(dir: &Path, tok: &Tokenizer, raw: Raw, o: &ConfigOverrides) -> Result<ModelConfig> {
-    let tok_path = dir.join("tokenizer.json");
+/// The settings of a model folder (its JSON files, then `o`) for tokenizer `tok`.
+pub(crate) fn read_config(
+    files: &dyn ConfigFiles,
+    tok: &Tokenizer,
+    o: &ConfigOverrides,
+) -> Result<ModelConfig> {
+    let mut raw = Raw::default();
+    let has_st = read_sentence_transformers(files, &mut raw)?;
+    let has_export = read_onnx_export(files, &mut raw)?;
+    if !has_st && !has_export {
+        return Err(EncodeError::ModelNotFound(format!(
+            "{} has neither config_sentence_transformers.json nor onnx_config.json; export the model with tools/export_onnx.py",
+            files.path(Path::new("")).display()
+        )));
+    }
+    resolve(files, tok, raw, o)
+}
+
+fn resolve(
+    files: &dyn ConfigFiles,
+    tok: &Tokenizer,
+    raw: Raw,
+    o: &ConfigOverrides,
+) -> Result<ModelConfig> {
+    let tok_path = files.path(Path::new("tokenizer.json"));
     let query_prefix = o
         .query_prefix
         .clone()
@@ -431,15 +507,15 @@ fn resolve(dir: &Path, tok: &Tokenizer, raw: Raw, o: &ConfigOverrides) -> Result
 
     let mask = match raw.mask_token_id {
         Some(id) => Some(id),
-        None => find_mask_id(dir, tok)?,
+        None => find_mask_id(files, tok)?,
     };
     // PyLate: pad_token_id = mask id; without a mask token, EOS; failing that, the existing pad.
     let pad = match (raw.pad_token_id, mask) {
         (Some(p), _) => Some(p),
         (None, Some(m)) => Some(m),
-        (None, None) => match find_special(dir, tok, "eos_token")? {
+        (None, None) => match find_special(files, tok, "eos_token")? {
             Some(e) => Some(e),
-            None => find_special(dir, tok, "pad_token")?,
+            None => find_special(files, tok, "pad_token")?,
         },
     };
     let pad_token_id = pad.ok_or_else(|| {
@@ -449,6 +525,17 @@ fn resolve(dir: &Path, tok: &Tokenizer, raw: Raw, o: &ConfigOverrides) -> Result
         )
     })?;
     let mask_token_id = mask.unwrap_or(pad_token_id);
+    // Ids from onnx_config.json are not looked up in the vocabulary: an id outside it would
+    // reach the model's embedding lookup.
+    let vocab = tok.get_vocab_size(true);
+    for (what, id) in [("mask", mask_token_id), ("pad", pad_token_id)] {
+        if id as usize >= vocab {
+            return Err(EncodeError::ModelInvalid(format!(
+                "the {what} token id {id} is outside the vocabulary of {} ({vocab} tokens)",
+                tok_path.display()
+            )));
+        }
+    }
 
     let skiplist_words = o
         .skiplist_words
@@ -456,7 +543,7 @@ fn resolve(dir: &Path, tok: &Tokenizer, raw: Raw, o: &ConfigOverrides) -> Result
         .or(raw.skiplist_words)
         .unwrap_or_else(|| DEFAULT_SKIPLIST.chars().map(String::from).collect());
     // Python's convert_tokens_to_ids maps an unknown word to the unk id.
-    let unk = find_special(dir, tok, "unk_token")?;
+    let unk = find_special(files, tok, "unk_token")?;
     let mut skiplist_ids: Vec<u32> = skiplist_words
         .iter()
         .filter_map(|w| tok.token_to_id(w).or(unk))
@@ -482,8 +569,15 @@ fn resolve(dir: &Path, tok: &Tokenizer, raw: Raw, o: &ConfigOverrides) -> Result
             "queryLength ({query_length}) and documentLength ({document_length}) must leave room for at least one token besides CLS, the prefix and SEP"
         )));
     }
+    // Queries are padded to queryLength and batches are sized by the lengths: an unbounded
+    // value (from options or a config file) would exhaust memory instead of failing.
+    if query_length > MAX_LENGTH || document_length > MAX_LENGTH {
+        return Err(EncodeError::InvalidArgument(format!(
+            "queryLength ({query_length}) and documentLength ({document_length}) must be at most {MAX_LENGTH}"
+        )));
+    }
     // Longer sequences than the backbone has positions for would fail only at encode time.
-    if let Some((max, path)) = max_positions(dir)? {
+    if let Some((max, path)) = max_positions(files)? {
         for (name, len, overridden) in [
             ("queryLength", query_length, o.query_length.is_some()),
             (
@@ -525,4 +619,71 @@ fn resolve(dir: &Path, tok: &Tokenizer, raw: Raw, o: &ConfigOverrides) -> Result
         pad_token_id,
         prompt: raw.prompt.unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::fuzzing::{fixture_dirs, MemFiles};
+
+    fn tiny_bert() -> (MemFiles, Tokenizer) {
+        let dir = &fixture_dirs()[0];
+        let tok = load_tokenizer(&dir.join("tokenizer.json")).unwrap();
+        (MemFiles::read(dir), tok)
+    }
+
+    fn code(files: &MemFiles, tok: &Tokenizer, o: &ConfigOverrides) -> &'static str {
+        read_config(files, tok, o).map_or_else(|e| e.code(), |_| "OK")
+    }
+
+    /// Found by fuzzing: a query length of 10^10 in config_sentence_transformers.json (or as an
+    /// option) resolved, then padding a query to it exhausted memory.
+    #[test]
+    fn lengths_are_bounded() {
+        let (files, tok) = tiny_bert();
+        let none = ConfigOverrides::default();
+        assert_eq!(code(&files, &tok, &none), "OK");
+        let huge = files.clone().with(
+            "config_sentence_transformers.json",
+            Some(r#"{"query_length":10000000000}"#),
+        );
+        assert_eq!(code(&huge, &tok, &none), "INVALID_ARGUMENT");
+        for (q, want) in [(MAX_LENGTH, "OK"), (MAX_LENGTH + 1, "INVALID_ARGUMENT")] {
+            let o = ConfigOverrides {
+                query_length: Some(q),
+                document_length: Some(q),
+                ..Default::default()
+            };
+            assert_eq!(code(&files, &tok, &o), want, "{q}");
+        }
+    }
+
+    /// Found by fuzzing: onnx_config.json ids were truncated to u32 and never checked against
+    /// the vocabulary, so a pad or mask id outside it reached the model.
+    #[test]
+    fn token_ids_from_onnx_config_are_checked() {
+        let (_, tok) = tiny_bert();
+        let none = ConfigOverrides::default();
+        let export = |extra: &str| {
+            MemFiles::default().with(
+                "onnx_config.json",
+                Some(&format!(
+                    r#"{{"query_length":32,"document_length":64{extra}}}"#
+                )),
+            )
+        };
+        assert_eq!(code(&export(""), &tok, &none), "OK");
+        for extra in [
+            r#","mask_token_id":4294967300"#,
+            r#","pad_token_id":999999"#,
+            r#","mask_token_id":-1"#,
+        ] {
+            assert_eq!(
+                code(&export(extra), &tok, &none),
+                "MODEL_INVALID",
+                "{extra}"
+            );
+        }
+    }
 }

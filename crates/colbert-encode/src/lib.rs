@@ -14,6 +14,8 @@ pub mod config;
 pub mod encode;
 pub mod error;
 pub mod file_lock;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod runtime;
 pub mod schedule;
 pub mod session;

@@ -2,6 +2,8 @@
 //! budget minus the prefix, insert the prefix token id after the first token, pad queries with the
 //! mask token when query expansion is on, and mark which output rows are kept.
 
+use std::sync::Arc;
+
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::config::ModelConfig;
@@ -28,12 +30,12 @@ pub struct Tokenized {
 
 /// Tokenizes texts for one model, with truncation set for queries and for documents.
 pub struct TextTokenizer {
-    query: Tokenizer,
-    document: Tokenizer,
+    query: Arc<Tokenizer>,
+    document: Arc<Tokenizer>,
     config: ModelConfig,
 }
 
-fn truncating(base: &Tokenizer, max_length: usize) -> Result<Tokenizer> {
+pub(crate) fn truncating(base: &Tokenizer, max_length: usize) -> Result<Tokenizer> {
     let mut tok = base.clone();
     tok.with_truncation(Some(TruncationParams {
         max_length,
@@ -47,14 +49,44 @@ fn truncating(base: &Tokenizer, max_length: usize) -> Result<Tokenizer> {
 
 impl TextTokenizer {
     pub fn new(base: &Tokenizer, config: &ModelConfig) -> Result<Self> {
-        // The prefix is inserted after tokenizing, so the tokenizer gets one position less.
-        let q = config.query_length - usize::from(config.query_prefix_id.is_some());
-        let d = config.document_length - usize::from(config.document_prefix_id.is_some());
-        Ok(Self {
-            query: truncating(base, q)?,
-            document: truncating(base, d)?,
+        let (q, d) = Self::budgets(config)?;
+        Ok(Self::from_parts(
+            Arc::new(truncating(base, q)?),
+            Arc::new(truncating(base, d)?),
+            config,
+        ))
+    }
+
+    /// The truncation lengths of the query and document tokenizers. The prefix is inserted
+    /// after tokenizing, so the tokenizer gets one position less.
+    pub(crate) fn budgets(config: &ModelConfig) -> Result<(usize, usize)> {
+        let q = config
+            .query_length
+            .checked_sub(usize::from(config.query_prefix_id.is_some()));
+        let d = config
+            .document_length
+            .checked_sub(usize::from(config.document_prefix_id.is_some()));
+        match (q, d) {
+            (Some(q), Some(d)) if q > 0 && d > 0 => Ok((q, d)),
+            _ => Err(EncodeError::InvalidArgument(format!(
+                "queryLength ({}) and documentLength ({}) leave no room for tokens",
+                config.query_length, config.document_length
+            ))),
+        }
+    }
+
+    /// From tokenizers already truncated to [`Self::budgets`] (shared, e.g. by the fuzzing
+    /// harness's cache).
+    pub(crate) fn from_parts(
+        query: Arc<Tokenizer>,
+        document: Arc<Tokenizer>,
+        config: &ModelConfig,
+    ) -> Self {
+        Self {
+            query,
+            document,
             config: config.clone(),
-        })
+        }
     }
 
     /// The text as the tokenizer sees it (prompt, Python strip, optional lowercase).

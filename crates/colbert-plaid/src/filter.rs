@@ -76,14 +76,25 @@ impl Filter {
     /// Whether stored metadata text matches ("" means no metadata; unparsable text never
     /// matches, which cannot happen for metadata validated at `push`).
     pub fn matches_text(&self, metadata: &str) -> bool {
-        if metadata.is_empty() {
-            return self.matches(None);
-        }
-        match serde_json::from_str::<Map<String, Value>>(metadata) {
-            Ok(m) => self.matches(Some(&m)),
-            Err(_) => false,
-        }
+        self.matches_stored(metadata).unwrap_or(false)
     }
+
+    /// [`Self::matches_text`] for metadata read from a segment: text that is not a JSON object
+    /// is `INDEX_CORRUPT` (`push` stores only objects).
+    pub(crate) fn matches_stored(&self, metadata: &str) -> Result<bool> {
+        Ok(self.matches(parse_stored(metadata)?.as_ref()))
+    }
+}
+
+/// Stored metadata text as an object (`None` for "", i.e. none stored); anything but a JSON
+/// object is `INDEX_CORRUPT`.
+pub(crate) fn parse_stored(metadata: &str) -> Result<Option<Map<String, Value>>> {
+    if metadata.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(metadata)
+        .map(Some)
+        .map_err(|e| PlaidError::corrupt(format!("stored metadata is not a JSON object: {e}")))
 }
 
 fn parse_object(v: &Value) -> Result<Node> {
@@ -300,6 +311,24 @@ mod tests {
         assert!(!f.matches(None));
         assert!(!f.matches_text(""));
         assert!(f.matches_text(r#"{"lang":"en"}"#));
+    }
+
+    /// Stored metadata is an object or nothing: anything else read from a segment is corrupt
+    /// (a filter scan reports it instead of silently skipping the document).
+    #[test]
+    fn stored_metadata_must_be_an_object() {
+        let f = Filter::parse(r#"{"a":{"$exists":false}}"#).unwrap();
+        assert!(f.matches_stored("").unwrap());
+        assert!(!f.matches_stored(r#"{"a":1}"#).unwrap());
+        for bad in ["not json", "[1]", "1", r#"{"a":"#, "null"] {
+            assert_eq!(
+                parse_stored(bad).unwrap_err().code(),
+                "INDEX_CORRUPT",
+                "{bad}"
+            );
+            assert_eq!(f.matches_stored(bad).unwrap_err().code(), "INDEX_CORRUPT");
+            assert!(!f.matches_text(bad));
+        }
     }
 
     #[test]

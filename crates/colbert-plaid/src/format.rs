@@ -199,30 +199,14 @@ impl ContainerWriter {
         let pad = (8 - data_len % 8) % 8;
         self.put(&vec![0u8; pad as usize])?;
         let table_off = self.pos;
-        let n_blocks = (data_len as usize).div_ceil(BLOCK);
-        let mut head = Vec::with_capacity(HEADER + 16 * self.n_sections);
-        head.extend_from_slice(MAGIC);
-        head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        head.extend_from_slice(&(self.kind as u32).to_le_bytes());
-        head.extend_from_slice(&(self.n_sections as u32).to_le_bytes());
-        head.extend_from_slice(&(BLOCK as u32).to_le_bytes());
-        head.extend_from_slice(&data_len.to_le_bytes());
-        head.extend_from_slice(&table_off.to_le_bytes());
-        head.extend_from_slice(&(n_blocks as u64).to_le_bytes());
-        head.resize(HEADER, 0);
-        for &(o, l) in &self.sections {
-            head.extend_from_slice(&o.to_le_bytes());
-            head.extend_from_slice(&l.to_le_bytes());
-        }
+        let head = header(self.kind, &self.sections, data_len, table_off);
         self.write_at(0, &head)?;
         let map = self.map_written()?;
         let data = map.get(..data_len as usize).ok_or_else(|| {
             PlaidError::Internal(format!("{} is shorter than written", self.name))
         })?;
-        let crcs: Vec<u32> = data.chunks(BLOCK).map(crc32fast::hash).collect();
+        let (table, table_crc) = checksum_table(data);
         drop(map);
-        let table: Vec<u8> = crcs.iter().flat_map(|c| c.to_le_bytes()).collect();
-        let table_crc = crc32fast::hash(&table);
         self.put(&table)?;
         self.out.flush().map_err(|e| io_err(&self.path, e))?;
         self.out
@@ -237,6 +221,105 @@ impl ContainerWriter {
     }
 }
 
+/// The header and section table of a container whose checksummed data is `data_len` bytes
+/// and whose checksum table starts at `table_off`.
+fn header(kind: Kind, sections: &[(u64, u64)], data_len: u64, table_off: u64) -> Vec<u8> {
+    let n_blocks = (data_len as usize).div_ceil(BLOCK);
+    let mut head = Vec::with_capacity(HEADER + 16 * sections.len());
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    head.extend_from_slice(&(kind as u32).to_le_bytes());
+    head.extend_from_slice(&(sections.len() as u32).to_le_bytes());
+    head.extend_from_slice(&(BLOCK as u32).to_le_bytes());
+    head.extend_from_slice(&data_len.to_le_bytes());
+    head.extend_from_slice(&table_off.to_le_bytes());
+    head.extend_from_slice(&(n_blocks as u64).to_le_bytes());
+    head.resize(HEADER, 0);
+    for &(o, l) in sections {
+        head.extend_from_slice(&o.to_le_bytes());
+        head.extend_from_slice(&l.to_le_bytes());
+    }
+    head
+}
+
+/// The checksum table of `data` (CRC-32 per block, little-endian) and the table's own CRC,
+/// which the manifest records.
+fn checksum_table(data: &[u8]) -> (Vec<u8>, u32) {
+    let table: Vec<u8> = data
+        .chunks(BLOCK)
+        .flat_map(|b| crc32fast::hash(b).to_le_bytes())
+        .collect();
+    let crc = crc32fast::hash(&table);
+    (table, crc)
+}
+
+/// In-memory containers for the fuzzing harnesses and their regression tests.
+pub(crate) mod memory {
+    use super::*;
+
+    /// A whole container (as [`ContainerWriter`] writes it) holding `sections`, and the CRC of
+    /// its checksum table.
+    pub fn build(kind: Kind, sections: &[&[u8]]) -> (Vec<u8>, u32) {
+        let mut out = vec![0u8; HEADER + 16 * sections.len()];
+        let mut table = Vec::with_capacity(sections.len());
+        for s in sections {
+            out.resize(out.len().next_multiple_of(ALIGN as usize), 0);
+            table.push((out.len() as u64, s.len() as u64));
+            out.extend_from_slice(s);
+        }
+        let data_len = out.len() as u64;
+        let table_off = data_len.next_multiple_of(8);
+        let head = header(kind, &table, data_len, table_off);
+        out[..head.len()].copy_from_slice(&head);
+        seal(out, data_len as usize)
+    }
+
+    /// Makes the checksums of `bytes` consistent whatever they hold: everything becomes the
+    /// checksummed data (the header's data length, table offset and block count are
+    /// overwritten), then the block table is appended. Returns the file and its table CRC.
+    pub fn reseal(mut bytes: Vec<u8>) -> (Vec<u8>, u32) {
+        if bytes.len() < HEADER {
+            return (bytes, 0);
+        }
+        let data_len = bytes.len();
+        let table_off = data_len.next_multiple_of(8);
+        let n_blocks = data_len.div_ceil(BLOCK);
+        bytes[24..32].copy_from_slice(&(data_len as u64).to_le_bytes());
+        bytes[32..40].copy_from_slice(&(table_off as u64).to_le_bytes());
+        bytes[40..48].copy_from_slice(&(n_blocks as u64).to_le_bytes());
+        seal(bytes, data_len)
+    }
+
+    /// Pads `bytes` (data of `data_len` bytes) to 8 and appends its checksum table.
+    fn seal(mut bytes: Vec<u8>, data_len: usize) -> (Vec<u8>, u32) {
+        let (table, crc) = checksum_table(&bytes[..data_len]);
+        bytes.truncate(data_len);
+        bytes.resize(data_len.next_multiple_of(8), 0);
+        bytes.extend_from_slice(&table);
+        (bytes, crc)
+    }
+
+    /// The CRC of the checksum table where the header of `bytes` says it is (0 when it
+    /// points outside), i.e. what a manifest entry for this file would pin.
+    pub fn claimed_table_crc(bytes: &[u8]) -> u32 {
+        let (Some(off), Some(n)) = (rd_u64(bytes, 32), rd_u64(bytes, 40)) else {
+            return 0;
+        };
+        let end = (n as usize)
+            .checked_mul(4)
+            .and_then(|l| l.checked_add(off as usize));
+        end.and_then(|e| bytes.get(off as usize..e))
+            .map_or(0, crc32fast::hash)
+    }
+
+    /// Reads section `i` of `bytes` as the section table says (no checks beyond bounds).
+    pub fn section(bytes: &[u8], i: usize) -> Option<&[u8]> {
+        let o = rd_u64(bytes, HEADER + 16 * i)? as usize;
+        let l = rd_u64(bytes, HEADER + 16 * i + 8)? as usize;
+        bytes.get(o..o.checked_add(l)?)
+    }
+}
+
 fn map_file(file: &File, path: &Path) -> Result<Mmap> {
     // SAFETY: memory maps are only made of index files. Index files are immutable once
     // written: every change writes new files under new names and switches the manifest, and
@@ -246,9 +329,30 @@ fn map_file(file: &File, path: &Path) -> Result<Mmap> {
     unsafe { Mmap::map(file) }.map_err(|e| PlaidError::io("mapping", path, e))
 }
 
+/// The bytes of a container: a memory map of the file, or (fuzzing and tests) an owned copy
+/// kept in `u64` words so that typed sections are aligned as in a map.
+enum Bytes {
+    Map(Mmap),
+    Owned(Vec<u64>, usize),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(m) => m,
+            Bytes::Owned(words, len) => {
+                let all: &[u8] = bytemuck::cast_slice(words);
+                all.get(..*len).unwrap_or(all)
+            }
+        }
+    }
+}
+
 /// A mapped, checksummed container.
 pub(crate) struct Container {
-    map: Mmap,
+    map: Bytes,
     name: String,
     sections: Vec<Range<usize>>,
     data_len: usize,
@@ -279,12 +383,32 @@ impl Container {
             .metadata()
             .map_err(|e| PlaidError::io("reading", &path, e))?
             .len();
-        let bad = |what: &str| PlaidError::corrupt(format!("{}: {what}", fref.name));
+        // (Too short for a header is checked before mapping: an empty file cannot be mapped.)
         if len != fref.len || len < HEADER as u64 {
-            return Err(bad(&format!("length {len}, expected {}", fref.len)));
+            return Err(PlaidError::corrupt(format!(
+                "{}: length {len}, expected {}",
+                fref.name, fref.len
+            )));
         }
         let map = map_file(&file, &path)?;
+        Self::parse(Bytes::Map(map), &fref.name, fref.table_crc, kind)
+    }
+
+    /// A container over a copy of `bytes` (no file), checked exactly as [`Self::open`] checks
+    /// a file whose manifest entry has this `table_crc` and the bytes' length.
+    pub fn from_bytes(name: &str, bytes: &[u8], table_crc: u32, kind: Kind) -> Result<Self> {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Self::parse(Bytes::Owned(words, bytes.len()), name, table_crc, kind)
+    }
+
+    /// Checks header, version, kind and the checksum table of a container's bytes.
+    fn parse(map: Bytes, name: &str, table_crc: u32, kind: Kind) -> Result<Self> {
+        let bad = |what: &str| PlaidError::corrupt(format!("{name}: {what}"));
         let b = &map[..];
+        if b.len() < HEADER {
+            return Err(bad(&format!("length {} is shorter than a header", b.len())));
+        }
         if &b[..8] != MAGIC {
             return Err(bad("bad magic"));
         }
@@ -306,7 +430,7 @@ impl Container {
             .filter(|&end| end == b.len())
             .and_then(|end| b.get(table_off..end))
             .ok_or_else(|| bad("bad checksum table position"))?;
-        if crc32fast::hash(table) != fref.table_crc {
+        if crc32fast::hash(table) != table_crc {
             return Err(bad("checksum table mismatch"));
         }
         if data_len < HEADER || data_len > table_off || n_blocks != data_len.div_ceil(BLOCK) {
@@ -314,7 +438,7 @@ impl Container {
         }
         let crcs: Vec<u32> = table.chunks_exact(4).filter_map(|c| rd_u32(c, 0)).collect();
         let c = Container {
-            name: fref.name.clone(),
+            name: name.to_string(),
             sections: Vec::new(),
             data_len,
             state: (0..n_blocks).map(|_| AtomicU8::new(0)).collect(),

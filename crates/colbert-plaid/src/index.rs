@@ -459,8 +459,7 @@ impl PlaidIndex {
                 let Some(doc) = snap.lookup(id) else {
                     return Ok(None);
                 };
-                let (text, metadata) = snap.fields(doc)?;
-                Ok(Some(DocumentFields::from_stored(text, metadata)))
+                snap.document(doc).map(Some)
             })
             .collect()
     }

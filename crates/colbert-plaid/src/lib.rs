@@ -10,6 +10,8 @@ pub mod codec;
 pub mod error;
 mod filter;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 mod index;
 mod kernels;

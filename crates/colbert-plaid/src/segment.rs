@@ -291,6 +291,12 @@ pub(crate) struct Segment {
 impl Segment {
     pub fn open(dir: &Path, meta: &SegmentMeta, row_bytes: usize) -> Result<Self> {
         let c = Container::open(dir, &meta.file, Kind::Segment)?;
+        Self::from_container(c, meta, row_bytes)
+    }
+
+    /// Checks an opened container against the manifest's `meta`: the small sections are
+    /// verified and validated, the large ones left to lazy verification.
+    pub fn from_container(c: Container, meta: &SegmentMeta, row_bytes: usize) -> Result<Self> {
         let bad = |m: &str| PlaidError::corrupt(format!("{}: {m}", meta.file.name));
         if c.n_sections() != N_SECTIONS {
             return Err(bad("wrong number of sections"));
@@ -342,8 +348,10 @@ impl Segment {
         if hashes.len() != n || order.len() != n || order.iter().any(|&o| o as usize >= n) {
             return Err(bad("bad id index"));
         }
-        if seg.c.bytes(S_CODES).len() as u64 != nt * meta.code_bytes as u64
-            || seg.c.bytes(S_RESIDUALS).len() as u64 != nt * row_bytes as u64
+        // Checked: a forged token count must not wrap around to the sections' real sizes.
+        // Once this holds, every token offset (≤ nt) indexes inside both sections.
+        if Some(seg.c.bytes(S_CODES).len() as u64) != nt.checked_mul(meta.code_bytes as u64)
+            || Some(seg.c.bytes(S_RESIDUALS).len() as u64) != nt.checked_mul(row_bytes as u64)
         {
             return Err(bad("bad code/residual sizes"));
         }

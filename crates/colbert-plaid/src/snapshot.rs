@@ -11,6 +11,7 @@ use crate::format::{Container, ContainerWriter, FileRef, Kind};
 use crate::manifest::Manifest;
 use crate::segment::Segment;
 use crate::storage::unique_name;
+use crate::writer::DocumentFields;
 
 /// Codebook container sections: 0 centroids `[K × dim]` f32, 1 cutoffs f32, 2 weights f32.
 pub(crate) struct Codebook {
@@ -41,6 +42,11 @@ impl Codebook {
 
     fn open(dir: &Path, fref: &FileRef, m: &Manifest) -> Result<Self> {
         let c = Container::open(dir, fref, Kind::Codebook)?;
+        Self::from_container(c, m)
+    }
+
+    /// Checks an opened codebook container against the manifest.
+    pub fn from_container(c: Container, m: &Manifest) -> Result<Self> {
         let dim = m.dim.unwrap_or(0);
         let k = m.num_centroids;
         if c.n_sections() != 3 {
@@ -50,7 +56,7 @@ impl Codebook {
             c.verify_section(i)?;
         }
         let cents = c.typed::<f32>(0)?;
-        if dim == 0 || cents.len() != k * dim || k == 0 {
+        if dim == 0 || k.checked_mul(dim) != Some(cents.len()) || k == 0 {
             return Err(PlaidError::corrupt("codebook: wrong centroid count"));
         }
         let codec = ResidualCodec::new(
@@ -123,7 +129,11 @@ impl Tombstones {
     }
 
     fn open(dir: &Path, fref: &FileRef) -> Result<Self> {
-        let c = Container::open(dir, fref, Kind::Tombstones)?;
+        Self::from_container(Container::open(dir, fref, Kind::Tombstones)?)
+    }
+
+    /// Reads an opened tombstones container.
+    pub fn from_container(c: Container) -> Result<Self> {
         if c.n_sections() != 1 {
             return Err(PlaidError::corrupt("tombstones: wrong number of sections"));
         }
@@ -242,6 +252,15 @@ impl Snapshot {
             Some((s, l)) => Ok((s.text(l)?, s.metadata(l)?)),
             None => Ok(("", "")),
         }
+    }
+
+    /// Stored text and metadata of document `doc` as `documents` returns them. Metadata that
+    /// is not a JSON object (only a forged or buggy file can hold it: checksums pass) is
+    /// `INDEX_CORRUPT`, never handed to callers that parse it.
+    pub fn document(&self, doc: u32) -> Result<DocumentFields> {
+        let (text, metadata) = self.fields(doc)?;
+        crate::filter::parse_stored(metadata)?;
+        Ok(DocumentFields::from_stored(text, metadata))
     }
 
     /// Decompresses document `doc` into `out` (resized to `tokens × dim`).

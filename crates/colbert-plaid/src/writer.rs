@@ -480,8 +480,7 @@ impl Writer {
                 batch.extend_from_slice(&buf);
                 offsets.push((batch.len() / dim) as u32);
                 batch_ids.push(seg.id(l).to_string());
-                let (text, metadata) = (seg.text(l)?, seg.metadata(l)?);
-                batch_fields.push(DocumentFields::from_stored(text, metadata));
+                batch_fields.push(base.document(doc)?);
                 if batch.len() > 1 << 20 {
                     flush(
                         &mut w,

@@ -173,7 +173,7 @@ pub(crate) fn scope(
         };
         let keep: Vec<Result<bool>> = all
             .par_iter()
-            .map(|&d| Ok(f.matches_text(snap.fields(d)?.1)))
+            .map(|&d| f.matches_stored(snap.fields(d)?.1))
             .collect();
         let mut v = Vec::with_capacity(all.len());
         for (d, k) in all.into_iter().zip(keep) {
