@@ -3,8 +3,8 @@
 //! squared L2, empty clusters re-seeded with random points, and L2-normalised output.
 
 use crate::error::{PlaidError, Result};
-use crate::kernels::{argmax_centroids, dot};
 use crate::rng::Rng;
+use colbert_embeddings::kernels::{argmax_centroids, dot};
 
 /// Documents sampled for k-means: `min(1 + 16·sqrt(120·N), N)` (ColBERT `_sample_pids`).
 pub fn sample_docs_count(n_docs: usize) -> usize {

@@ -14,7 +14,6 @@ mod format;
 pub mod fuzzing;
 mod ids;
 mod index;
-mod kernels;
 pub mod kmeans;
 mod manifest;
 mod merge;

@@ -41,7 +41,6 @@ use crate::codec::{check_nbits, quantiles, ResidualCodec};
 use crate::error::{PlaidError, Result};
 use crate::ids::StagedIds;
 use crate::index::{IndexOptions, Inner};
-use crate::kernels::{argmax_centroids, dot};
 use crate::kmeans::{kmeans, kmeans_rows, num_centroids_for, sample_docs_count, KMeansConfig};
 use crate::manifest::{Drift, Manifest, StoredOptions};
 use crate::merge;
@@ -49,6 +48,7 @@ use crate::rng::Rng;
 use crate::segment::{Segment, SegmentWriter, StagedFields};
 use crate::snapshot::{Codebook, Snapshot, Tombstones};
 use crate::storage::{self, Spill, WriterLock};
+use colbert_embeddings::kernels::{argmax_centroids, dot};
 
 /// Tokens compressed per chunk.
 const CHUNK_TOKENS: usize = 32_768;

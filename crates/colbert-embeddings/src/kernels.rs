@@ -1,14 +1,14 @@
-//! Dense kernels: blocked dot products between many points and many centroids.
+//! Dense kernels: dot products between many points and many rows (centroids or query tokens).
 //!
-//! There is no BLAS: the loops below are laid out so that the compiler vectorises them
-//! (4 points × 4 centroids register tiles with 4-lane accumulators, the best of the variants
-//! measured on baseline x86-64 SSE2, and cache blocking over centroids and points). They are
-//! used by k-means, by encoding (nearest centroid), by the outlier search of centroid
-//! expansion, by query–centroid scoring and by exact MaxSim.
+//! [`dots_into`] is one SGEMM through `matrixmultiply` (via ndarray), which picks AVX2/FMA, AVX
+//! or SSE2 kernels at run time; [`dots_into_tiled`] is the portable register-tiled reference
+//! (4 points × 4 rows, 4-lane accumulators). They serve exhaustive MaxSim ([`crate::maxsim`]),
+//! and in the PLAID engine k-means, encoding (nearest centroid), the outlier search of
+//! centroid expansion, query–centroid scoring and the exact MaxSim of its last stage.
 
 use rayon::prelude::*;
 
-pub(crate) use colbert_embeddings::dot;
+pub use crate::dot;
 
 /// Points per register tile.
 const TP: usize = 4;
@@ -58,7 +58,7 @@ fn tile<const P: usize>(xs: [&[f32]; P], c: &[f32], dim: usize) -> [[f32; 4]; P]
 /// stride `k`): one SGEMM through `matrixmultiply` (via ndarray), which picks AVX2/FMA, AVX or
 /// SSE2 kernels at run time. Each output is accumulated over `dim` in the same order wherever
 /// the point sits in the batch, so a point's scores do not depend on its neighbours.
-pub(crate) fn dots_into(points: &[f32], centroids: &[f32], dim: usize, out: &mut [f32]) {
+pub fn dots_into(points: &[f32], centroids: &[f32], dim: usize, out: &mut [f32]) {
     use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2};
     let k = centroids.len() / dim;
     let n = points.len() / dim;
@@ -79,7 +79,7 @@ pub(crate) fn dots_into(points: &[f32], centroids: &[f32], dim: usize, out: &mut
 
 /// The portable register-tiled kernel (4 points × 4 centroids), kept as the reference and
 /// fallback of [`dots_into`].
-pub(crate) fn dots_into_tiled(points: &[f32], centroids: &[f32], dim: usize, out: &mut [f32]) {
+pub fn dots_into_tiled(points: &[f32], centroids: &[f32], dim: usize, out: &mut [f32]) {
     let k = centroids.len() / dim;
     let n = points.len() / dim;
     if k == 0 || n == 0 {
@@ -129,7 +129,7 @@ pub(crate) fn dots_into_tiled(points: &[f32], centroids: &[f32], dim: usize, out
 /// With `scale = 1, bias = None` this is PLAID's nearest centroid (inner product on normalised
 /// centroids); with `scale = 2, bias = -‖c‖²` it is the nearest centroid in L2 (k-means).
 /// Parallel over blocks of points; ties go to the lowest centroid index.
-pub(crate) fn argmax_centroids(
+pub fn argmax_centroids(
     points: &[f32],
     centroids: &[f32],
     dim: usize,
