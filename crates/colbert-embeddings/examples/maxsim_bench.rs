@@ -1,9 +1,10 @@
 //! Exhaustive MaxSim throughput: the blocked SGEMM path (`maxsim`) against the pair-by-pair
 //! dot loop it replaced, side by side in one run, plus the SGEMM peak of `dots_into` as the
 //! physical reference. Synthetic unit vectors shaped like SciFact under the stand-in model
-//! (dim 128, 32-token queries, 5,183 documents of 40–400 tokens, mean ≈ 220).
+//! (dim 128, 32-token queries, 5,183 documents of 40–400 tokens, mean ≈ 220) by default; the
+//! last two arguments set the document length range (e.g. `20 100` for short passages).
 //!
-//!   cargo run --release -p colbert-embeddings --example maxsim_bench -- [queries] [threads]
+//!   cargo run --release -p colbert-embeddings --example maxsim_bench -- [queries] [threads] [min] [max]
 #![allow(clippy::unwrap_used)]
 use std::time::Instant;
 
@@ -57,7 +58,11 @@ fn main() {
         .unwrap();
     let dim = 128;
     let q = batch(1, dim, nq, |_| 32);
-    let d = batch(2, dim, 5183, |r| 40 + (r % 361) as usize);
+    let (lo, hi) = (
+        args.get(2).copied().unwrap_or(40),
+        args.get(3).copied().unwrap_or(400),
+    );
+    let d = batch(2, dim, 5183, |r| lo + (r % (hi - lo + 1) as u64) as usize);
     let flops = 2.0 * (q.rows() * d.rows() * dim) as f64;
     println!(
         "{} queries × {} documents ({} query tokens × {} document tokens, dim {dim}), {threads} threads: {:.1} GFLOP per pass",
