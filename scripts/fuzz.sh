@@ -86,7 +86,9 @@ cmin_one() {
   local t=$1
   mkdir -p "fuzz/work/$t" "fuzz/corpus/$t"
   echo "== $t: merging fuzz/work/$t into fuzz/corpus/$t (inputs with new coverage only)"
-  fuzz "$t" "fuzz/corpus/$t" "fuzz/work/$t" -- -merge=1 \
+  # Edge coverage only (no hit-count buckets, no comparison values): keeps the committed
+  # corpus to a few hundred inputs.
+  fuzz "$t" "fuzz/corpus/$t" "fuzz/work/$t" -- -set_cover_merge=1 -use_counters=0 -use_value_profile=0 \
     -rss_limit_mb="${FUZZ_RSS_MB:-2048}" -malloc_limit_mb="${FUZZ_MALLOC_MB:-1024}" \
     >"fuzz/work/$t.cmin.log" 2>&1
   echo "$t: committed corpus $(corpus_size "fuzz/corpus/$t")"
