@@ -427,7 +427,11 @@ mod tests {
         let items = (0..n)
             .map(|_| {
                 let r = next() as usize;
-                let rows = if r.is_multiple_of(5) { 0 } else { r % (max_rows + 1) };
+                let rows = if r.is_multiple_of(5) {
+                    0
+                } else {
+                    r % (max_rows + 1)
+                };
                 let mut v: Vec<f32> = (0..rows * dim)
                     .map(|_| next() as f32 / u32::MAX as f32 - 0.5)
                     .collect();
