@@ -283,12 +283,9 @@ function addResult(info: Native.NativeCommitInfo): AddResult {
   }
 }
 
-/** Adapts native commit progress — (stage, done, total) or one [stage, done, total] — to events. */
+/** Hands native commit progress on as `AddProgress` events (a fresh object per event). */
 function commitProgress(progress: (p: AddProgress) => void) {
-  return (arg: [string, number, number] | string, done?: number, total?: number) => {
-    const [stage, d, t] = Array.isArray(arg) ? arg : [arg, done ?? 0, total ?? 0]
-    progress({ stage: stage as 'compress', done: d, total: t })
-  }
+  return ({ stage, done, total }: Native.NativeCommitProgress) => progress({ stage, done, total })
 }
 
 function isAsyncIterable(x: unknown): x is AsyncIterable<DocumentBatch> {

@@ -186,22 +186,40 @@ pub fn open_plaid_index<'env>(env: &'env Env, dir: String) -> Result<Object<'env
     )
 }
 
-type ProgressCallback =
-    ThreadsafeFunction<(String, u32, u32), (), (String, u32, u32), Status, false, true>;
+/// A commit's progress event, as the TypeScript layer hands it on (`AddProgress`).
+#[napi(object)]
+pub struct NativeCommitProgress {
+    #[napi(ts_type = "'sample' | 'kmeans' | 'expand' | 'compress' | 'write'")]
+    pub stage: String,
+    pub done: u32,
+    pub total: u32,
+}
 
-fn progress_event(p: Progress) -> (String, u32, u32) {
-    match p {
-        Progress::Sampling { documents, .. } => {
-            ("sample".into(), documents as u32, documents as u32)
+/// Called with each [`NativeCommitProgress`]; typed in `native.d.ts` by `ts_arg_type` on each
+/// parameter (napi's type generation does not see through this alias).
+type ProgressCallback =
+    ThreadsafeFunction<NativeCommitProgress, (), NativeCommitProgress, Status, false, true>;
+
+impl From<Progress> for NativeCommitProgress {
+    fn from(p: Progress) -> Self {
+        let event = |stage: &str, done: usize, total: usize| NativeCommitProgress {
+            stage: stage.into(),
+            done: u32::try_from(done).unwrap_or(u32::MAX),
+            total: u32::try_from(total).unwrap_or(u32::MAX),
+        };
+        match p {
+            // One event each when sampling and centroid expansion are done.
+            Progress::Sampling { documents, .. } => event("sample", documents, documents),
+            Progress::KMeans {
+                iteration, total, ..
+            } => event("kmeans", iteration, total),
+            Progress::Expansion { new_centroids, .. } => {
+                event("expand", new_centroids, new_centroids)
+            }
+            Progress::Compress { done, total } => event("compress", done, total),
+            // Writing has started; the commit's promise resolving is its end.
+            Progress::Writing => event("write", 0, 1),
         }
-        Progress::KMeans {
-            iteration, total, ..
-        } => ("kmeans".into(), iteration as u32, total as u32),
-        Progress::Expansion { new_centroids, .. } => {
-            ("expand".into(), new_centroids as u32, new_centroids as u32)
-        }
-        Progress::Compress { done, total } => ("compress".into(), done as u32, total as u32),
-        Progress::Writing => ("write".into(), 0, 1),
     }
 }
 
@@ -209,7 +227,7 @@ fn progress_event(p: Progress) -> (String, u32, u32) {
 fn reporter(on_progress: &Option<ProgressCallback>) -> impl Fn(Progress) + Sync + '_ {
     move |p| {
         if let Some(f) = on_progress {
-            f.call(progress_event(p), ThreadsafeFunctionCallMode::NonBlocking);
+            f.call(p.into(), ThreadsafeFunctionCallMode::NonBlocking);
         }
     }
 }
@@ -400,6 +418,7 @@ impl NativePlaidIndex {
         &self,
         env: &'env Env,
         cancel: &CancelToken,
+        #[napi(ts_arg_type = "((progress: NativeCommitProgress) => void) | undefined | null")]
         on_progress: Option<ProgressCallback>,
     ) -> Result<Object<'env>> {
         self.whole_index(env, cancel, on_progress, |w, c, p| w.compact(c, p))
@@ -412,6 +431,7 @@ impl NativePlaidIndex {
         &self,
         env: &'env Env,
         cancel: &CancelToken,
+        #[napi(ts_arg_type = "((progress: NativeCommitProgress) => void) | undefined | null")]
         on_progress: Option<ProgressCallback>,
     ) -> Result<Object<'env>> {
         self.whole_index(env, cancel, on_progress, |w, c, p| w.rebuild(None, c, p))
@@ -535,6 +555,7 @@ impl NativeWriter {
         &self,
         env: &'env Env,
         cancel: &CancelToken,
+        #[napi(ts_arg_type = "((progress: NativeCommitProgress) => void) | undefined | null")]
         on_progress: Option<ProgressCallback>,
     ) -> Result<Object<'env>> {
         let writer = self
