@@ -229,6 +229,21 @@ const BLOCK_TOKENS: usize = 512;
 /// Query tokens per SGEMM of [`maxsim_with`].
 const GROUP_TOKENS: usize = 256;
 
+/// Cuts `items` into consecutive runs of at most `limit` rows (an item longer than `limit`
+/// is a run alone).
+fn runs(items: EmbeddingsView<'_>, limit: usize) -> Vec<std::ops::Range<usize>> {
+    let rows = |i: usize| items.offsets[i] as usize;
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=items.len() {
+        if i == items.len() || rows(i + 1) - rows(start) > limit {
+            out.push(start..i);
+            start = i;
+        }
+    }
+    out
+}
+
 fn maxsim_with(
     queries: EmbeddingsView<'_>,
     documents: EmbeddingsView<'_>,
@@ -250,24 +265,10 @@ fn maxsim_with(
         .map(|d| rows(&documents, d + 1) - rows(&documents, d))
         .max()
         .unwrap_or(0);
-    // Consecutive queries whose tokens fit one SGEMM (a longer query is a group alone).
-    let mut groups = Vec::new();
-    let mut g0 = 0;
-    for q in 1..=nq {
-        if q == nq || rows(&queries, q + 1) - rows(&queries, g0) > GROUP_TOKENS {
-            groups.push(g0..q);
-            g0 = q;
-        }
-    }
-    // Consecutive documents of about BLOCK_TOKENS tokens (a longer document is a block alone).
-    let mut blocks = Vec::new();
-    let mut b0 = 0;
-    for d in 1..=nd {
-        if d == nd || rows(&documents, d + 1) - rows(&documents, b0) > BLOCK_TOKENS {
-            blocks.push(b0..d);
-            b0 = d;
-        }
-    }
+    // Consecutive queries whose tokens fit one SGEMM, and consecutive documents of about
+    // BLOCK_TOKENS tokens (a longer item is a run alone).
+    let groups = runs(queries, GROUP_TOKENS);
+    let blocks = runs(documents, BLOCK_TOKENS);
     // Each block yields its scores query-major (`nq × block length`); scattered below.
     let scored: Vec<Vec<f32>> = blocks
         .par_iter()
