@@ -6,7 +6,8 @@ import path from 'node:path'
 import test from 'ava'
 
 import { ColBERT, ColbertError } from '../index'
-import { FIXTURES } from './helpers'
+import { fromNative } from '../src/errors'
+import { FIXTURES, ROOT } from './helpers'
 
 const MODEL = path.join(FIXTURES, 'tiny-modernbert')
 
@@ -139,4 +140,26 @@ test('empty texts and empty lists have defined results', async (t) => {
   t.is(d.offsets[2] - d.offsets[1], 3)
   const q = await model.encode([''], { isQuery: true })
   t.is(q.offsets[1], model.config.queryLength)
+})
+
+test('every code the engines raise reaches JavaScript as that code and is documented', (t) => {
+  const engine = ['crates/colbert-encode/src/error.rs', 'crates/colbert-plaid/src/error.rs']
+    .map((f) => fs.readFileSync(path.join(ROOT, f), 'utf8'))
+    .join('\n')
+  // The string literals of each error type's `code()` match.
+  const codes = new Set<string>()
+  for (const body of engine.split(/fn code\(/).slice(1)) {
+    const match = body.slice(0, body.indexOf('\n    }\n'))
+    for (const m of match.matchAll(/"([A-Z][A-Z0-9_]+)"/g)) codes.add(m[1])
+  }
+  t.true(codes.size >= 12, [...codes].join(' '))
+  const architecture = fs.readFileSync(path.join(ROOT, 'ARCHITECTURE.md'), 'utf8')
+  for (const code of codes) {
+    const err = fromNative(new Error(`${code}: something`))
+    t.is(err.code as string, code, `${code} is unknown to src/errors.ts`)
+    t.is(err.message, 'something')
+    t.true(architecture.includes(`\`${code}\``), `${code} is missing from ARCHITECTURE.md's table of codes`)
+  }
+  // Anything else is not passed off as a code.
+  t.is(fromNative(new Error('NOT_A_CODE: x')).code, 'INTERNAL')
 })

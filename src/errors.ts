@@ -1,26 +1,5 @@
-/** Stable codes carried by every error this package throws. */
-export type ColbertErrorCode =
-  | 'MODEL_NOT_FOUND'
-  | 'MODEL_INVALID'
-  | 'MODEL_NOT_ONNX'
-  | 'HUB_UNAUTHORIZED'
-  | 'HUB_UNAVAILABLE'
-  | 'ORT_LOAD_FAILED'
-  | 'PLATFORM_UNSUPPORTED'
-  | 'INVALID_ARGUMENT'
-  | 'TOKENIZE_FAILED'
-  | 'INFERENCE_FAILED'
-  | 'ABORTED'
-  | 'CLOSED'
-  | 'INDEX_NOT_FOUND'
-  | 'INDEX_EXISTS'
-  | 'INDEX_FORMAT_UNSUPPORTED'
-  | 'INDEX_CORRUPT'
-  | 'INDEX_LOCKED'
-  | 'IO'
-  | 'INTERNAL'
-
-const CODES = new Set<string>([
+/** The stable codes, one list: the type below and the check of native messages derive from it. */
+const ERROR_CODES = [
   'MODEL_NOT_FOUND',
   'MODEL_INVALID',
   'MODEL_NOT_ONNX',
@@ -40,7 +19,12 @@ const CODES = new Set<string>([
   'INDEX_LOCKED',
   'IO',
   'INTERNAL',
-])
+] as const
+
+/** Stable codes carried by every error this package throws. */
+export type ColbertErrorCode = (typeof ERROR_CODES)[number]
+
+const CODES = new Set<string>(ERROR_CODES)
 
 /** An error from `colbert`: `code` is stable across versions, `message` says what to do. */
 export class ColbertError extends Error {
