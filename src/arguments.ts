@@ -45,6 +45,17 @@ export function strictJson(value: unknown, what: string): string {
 }
 
 /** Rejects an options object with a key outside `allowed` (a typo would otherwise be ignored). */
+/**
+ * The keys of options interface `T` as a set for {@link checkKeys}, checked when compiling:
+ * `optionKeys<AddOptions>()('documents', …)` does not compile if a key is not in `T` or a key
+ * of `T` is left out, so the runtime check cannot drift from the interface.
+ */
+export function optionKeys<T>() {
+  return <const K extends readonly (keyof T & string)[]>(
+    ...keys: K & ([Exclude<keyof T & string, K[number]>] extends [never] ? unknown : ['missing', Exclude<keyof T & string, K[number]>])
+  ): ReadonlySet<string> => new Set<string>(keys)
+}
+
 export function checkKeys(options: object, allowed: ReadonlySet<string>, what: string): void {
   if (options === null || typeof options !== 'object') throw invalidArgument(`${what} must be an object`)
   for (const key of Object.keys(options)) if (!allowed.has(key)) throw invalidArgument(`unknown ${what} ${JSON.stringify(key)}`)

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import readline from 'node:readline'
 
-import { checkSignal, positiveInt } from './arguments'
+import { checkSignal, optionKeys, positiveInt } from './arguments'
 import { count, maxsimAsync, type Embeddings } from './embeddings'
 import { abortError, ColbertError, invalidArgument } from './errors'
 import type { ColBERT } from './model'
@@ -292,7 +292,15 @@ interface ResolvedMetricOptions {
   relevanceThreshold: number
 }
 
-const METRIC_KEYS = new Set(['accuracyAtK', 'precisionRecallAtK', 'mrrAtK', 'ndcgAtK', 'mapAtK', 'gradedNdcg', 'relevanceThreshold'])
+const METRIC_KEYS = optionKeys<MetricOptions>()(
+  'accuracyAtK',
+  'precisionRecallAtK',
+  'mrrAtK',
+  'ndcgAtK',
+  'mapAtK',
+  'gradedNdcg',
+  'relevanceThreshold',
+)
 
 function cutoffs(value: unknown, name: string, fallback: number[]): number[] {
   if (value === undefined) return fallback
@@ -548,7 +556,7 @@ export function formatMetricsTable(
 // ---------------------------------------------------------------------------------------------
 // evaluate()
 
-const EVALUATE_KEYS = new Set([
+const EVALUATE_KEYS = optionKeys<EvaluateOptions>()(
   'model',
   'dataset',
   'split',
@@ -561,7 +569,7 @@ const EVALUATE_KEYS = new Set([
   'searchOptions',
   'signal',
   'onProgress',
-])
+)
 
 function toPools(value: unknown): Map<string, readonly string[]> {
   const bad = () => invalidArgument('pools must be a Map<queryId, corpusId[]> (or a plain object of arrays)')

@@ -1,6 +1,6 @@
 // The ColBERT encoder: model loading and text → token embeddings.
 
-import { checkKeys, checkSignal, optionalType, positiveInt, withCancel } from './arguments'
+import { checkKeys, checkSignal, optionKeys, optionalType, positiveInt, withCancel } from './arguments'
 import { abortError, callNative, ColbertError, fromNative, invalidArgument } from './errors'
 import type { Embeddings } from './embeddings'
 import { resolveModel, type DownloadProgress } from './hub'
@@ -93,7 +93,7 @@ export interface Tokenized {
   keep: boolean[]
 }
 
-const OPTION_KEYS = new Set([
+const OPTION_KEYS = optionKeys<ColBERTOptions>()(
   'executionProvider',
   'threads',
   'quantized',
@@ -112,9 +112,9 @@ const OPTION_KEYS = new Set([
   'token',
   'signal',
   'onProgress',
-])
+)
 
-const ENCODE_KEYS = new Set(['isQuery', 'batchSize', 'signal', 'onProgress'])
+const ENCODE_KEYS = optionKeys<EncodeOptions>()('isQuery', 'batchSize', 'signal', 'onProgress')
 
 function checkTexts(texts: unknown): string[] {
   if (!Array.isArray(texts)) throw invalidArgument('texts must be an array of strings')

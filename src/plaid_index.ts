@@ -1,7 +1,7 @@
 // The PLAID index: create/open an index folder, add (streamed) and delete documents by id, search.
 import path from 'node:path'
 
-import { checkKeys, checkSignal, checkWellFormed, positiveInt, strictJson, withCancel } from './arguments'
+import { checkKeys, checkSignal, checkWellFormed, optionKeys, positiveInt, strictJson, withCancel } from './arguments'
 import { assertEmbeddings, count, type Embeddings } from './embeddings'
 import { abortError, callNative, fromNative, invalidArgument } from './errors'
 import { native, type Native } from './native'
@@ -156,10 +156,10 @@ export interface DocumentBatch {
 }
 
 const TRAINING_KEYS = ['nbits', 'kmeansIterations', 'numCentroids', 'seed', 'maxPointsPerCentroid'] as const
-const CREATE_KEYS = new Set<string>([...TRAINING_KEYS, 'overwrite'])
-const ADD_KEYS = new Set(['documents', 'replace', 'signal', 'onProgress'])
-const REPLACE_ALL_KEYS = new Set<string>([...TRAINING_KEYS, 'documents', 'signal', 'onProgress'])
-const SEARCH_KEYS = new Set([
+const CREATE_KEYS = optionKeys<PlaidIndexOptions>()(...TRAINING_KEYS, 'overwrite')
+const ADD_KEYS = optionKeys<AddOptions>()('documents', 'replace', 'signal', 'onProgress')
+const REPLACE_ALL_KEYS = optionKeys<ReplaceAllOptions>()(...TRAINING_KEYS, 'documents', 'signal', 'onProgress')
+const SEARCH_KEYS = optionKeys<SearchOptions>()(
   'k',
   'nProbe',
   'centroidScoreThreshold',
@@ -169,7 +169,7 @@ const SEARCH_KEYS = new Set([
   'filter',
   'withDocuments',
   'signal',
-])
+)
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
   if (x === null || typeof x !== 'object' || Array.isArray(x)) return false
