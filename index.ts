@@ -27,7 +27,7 @@ export { Retriever } from './src/retrieve'
 export type { RetrieveOptions } from './src/retrieve'
 export { rerank } from './src/rank'
 export type { RankedDocument, RerankInput } from './src/rank'
-export { computeMetrics, documentText, evaluate, formatMetricsTable, loadBeir, maxCutoff } from './src/evaluate'
+export { computeMetrics, evaluate, formatMetricsTable, loadBeir } from './src/evaluate'
 export type {
   BeirDataset,
   BeirDocument,

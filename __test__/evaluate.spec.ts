@@ -6,16 +6,16 @@ import path from 'node:path'
 
 import test from 'ava'
 
+// Internal helpers, tested directly.
+import { documentText, maxCutoff } from '../src/evaluate'
 import {
   ColBERT,
   ColbertError,
   computeMetrics,
   count,
-  documentText,
   evaluate,
   formatMetricsTable,
   loadBeir,
-  maxCutoff,
   maxsim,
   PlaidIndex,
   type BeirDataset,

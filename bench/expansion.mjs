@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(import.meta.url)
-const { ColBERT, loadBeir, maxsimAsync, computeMetrics, documentText, count } = require(path.join(root, 'dist', 'index.js'))
+const { ColBERT, loadBeir, maxsimAsync, computeMetrics, count } = require(path.join(root, 'dist', 'index.js'))
+// The text PyLate's load_beir encodes for a document.
+const documentText = (doc) => `${doc.title ?? ''} ${doc.text}`.trim()
 const folder = process.argv[2]
 const ds = await loadBeir(folder)
 const judged = ds.queries.filter((q) => ds.qrels.has(q.id))
