@@ -236,13 +236,17 @@ dataTest('writes from one process queue in order; another process gets INDEX_LOC
   await index.add(ids.slice(0, 50), slice(d, 0, 50))
   let release!: () => void
   const gate = new Promise<void>((r) => (release = r))
+  let opened!: () => void
+  const transactionOpen = new Promise<void>((r) => (opened = r))
   async function* slow() {
     yield { ids: ids.slice(50, 60), embeddings: slice(d, 50, 60) }
+    // Asked for the next batch: the first was pushed, so the transaction holds the lock.
+    opened()
     await gate
   }
   const controller = new AbortController()
   const pending = index.add(slow(), { signal: controller.signal })
-  await new Promise((r) => setTimeout(r, 50))
+  await transactionOpen
   // Behind the open transaction: an add on this handle, a delete on a second handle.
   const other = await PlaidIndex.open(index.dir)
   const order: string[] = []
