@@ -1,13 +1,21 @@
-//! One process-wide thread budget for all encoding work.
+//! The process's threads: one thread budget for bulk work, and a search lane beside it.
 //!
-//! Every batch, from any model, any call and any JavaScript thread, runs on this module's worker
-//! threads and first takes as many *permits* as its session has intra-op threads. The permits add
-//! up to the budget, so tokenization plus ONNX Runtime never use more cores than the budget,
-//! however many calls are in flight. Node's libuv pool is never blocked by waiting work.
+//! *Bulk work* — every encode batch, from any model, any call and any JavaScript thread, and
+//! every index write — runs on this module's worker threads and first takes *permits*: an
+//! encode batch as many as its session has intra-op threads, a write the whole budget (its
+//! parallel sections then run on [`write_pool`]). The permits add up to the budget, so bulk work
+//! never uses more cores than the budget, however many calls are in flight. Node's libuv pool
+//! is never blocked by waiting work.
+//!
+//! *Searches* take no permits: they run on [`search_pool`] (budget threads), so concurrent
+//! searches run in parallel and never queue behind bulk work. While both run, the cores are
+//! shared by the OS, and bulk threads (the workers, the write pool and the ONNX Runtime threads
+//! they create) run at a lower priority (nice +10 on Linux), so a search takes the cores it
+//! needs first and bulk work uses what is left.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 type Task = Box<dyn FnOnce() + Send + 'static>;
 
@@ -49,6 +57,7 @@ fn scheduler() -> &'static Scheduler {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .unwrap_or_else(available_cores);
+        SEARCH_POOL.get_or_init(|| pool("search", false, budget));
         for i in 0..budget {
             // A worker that cannot be spawned only lowers concurrency; at least one is needed,
             // and the first spawn failing is reported on first use by the empty pool below.
@@ -66,7 +75,58 @@ fn scheduler() -> &'static Scheduler {
     })
 }
 
+/// Lowers the calling thread's OS priority to nice +10 (Linux: the nice value is per thread, and
+/// threads it creates, such as ONNX Runtime's intra-op pool, inherit it). A no-op elsewhere and
+/// when refused.
+pub fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread's id; no memory is shared.
+    unsafe {
+        let tid = libc::gettid();
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, now.max(10));
+    }
+}
+
+type Pool = Option<Arc<rayon::ThreadPool>>;
+static SEARCH_POOL: OnceLock<Pool> = OnceLock::new();
+static WRITE_POOL: OnceLock<Pool> = OnceLock::new();
+
+fn pool(name: &'static str, low_priority: bool, threads: usize) -> Pool {
+    let build = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(move |i| format!("colbert-{name}-{i}"))
+            .start_handler(move |_| {
+                if low_priority {
+                    lower_priority()
+                }
+            })
+            .build()
+    };
+    // A pool that cannot start the budget's threads gets one; failing that, `None` (the work
+    // then runs on the calling thread and rayon's global pool).
+    build(threads).or_else(|_| build(1)).ok().map(Arc::new)
+}
+
+/// The pool searches run on: budget threads at normal priority, shared by every index handle.
+pub fn search_pool() -> Pool {
+    // Started with the scheduler, before any bulk thread exists: threads inherit the nice value
+    // of the thread that starts them, and a lowered one cannot be raised again.
+    scheduler();
+    SEARCH_POOL.get().cloned().flatten()
+}
+
+/// The pool index writes run their parallel sections on (k-means, compression, merges):
+/// budget threads at lower priority, shared by every index handle.
+pub fn write_pool() -> Pool {
+    WRITE_POOL
+        .get_or_init(|| pool("write", true, budget()))
+        .clone()
+}
+
 fn worker_loop() {
+    lower_priority();
     let s = scheduler();
     loop {
         let task = {
@@ -145,6 +205,26 @@ mod tests {
             rx.recv().expect("task finished");
         }
         assert!(peak.load(Ordering::SeqCst) <= budget);
+    }
+
+    /// Bulk threads (scheduler workers, the write pool) run at nice ≥ 10; search threads at
+    /// the nice value of the thread that started the scheduler.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn bulk_threads_run_at_lower_priority_than_searches() {
+        // SAFETY: reads the calling thread's nice value.
+        let nice =
+            || unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        let base = nice();
+        let search = search_pool().expect("search pool");
+        assert_eq!(search.install(nice), base.min(19));
+        let (tx, rx) = mpsc::channel();
+        submit(move || tx.send(nice()).expect("receiver alive"));
+        assert!(rx.recv().expect("worker ran") >= 10);
+        let write = write_pool().expect("write pool");
+        assert!(write.install(nice) >= 10);
+        // Searches stay where they were, however many bulk threads were started since.
+        assert_eq!(search.install(nice), base.min(19));
     }
 
     #[test]

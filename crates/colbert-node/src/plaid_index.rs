@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use colbert_embeddings::EmbeddingsView;
 use colbert_encode::schedule;
 use colbert_plaid::{
-    CommitInfo, DocumentFields, Filter, IndexOptions, OpenOptions, PlaidError, PlaidIndex,
+    CommitInfo, DocumentFields, Filter, IndexOptions, OpenOptions, PlaidError, PlaidIndex, Pools,
     Progress, SearchParams, Writer,
 };
 use napi::bindgen_prelude::*;
@@ -114,6 +114,15 @@ fn budget() -> usize {
     schedule::budget()
 }
 
+/// The process's search and write pools, shared by every handle (`threads` builds a pool of
+/// the handle's own only where one could not be started).
+fn pools() -> Pools {
+    Pools {
+        search: schedule::search_pool(),
+        write: schedule::write_pool(),
+    }
+}
+
 /// An open index.
 #[napi]
 pub struct NativePlaidIndex {
@@ -163,6 +172,7 @@ fn index_options(options: NativeIndexOptions) -> Result<(IndexOptions, bool)> {
             .max_points_per_centroid
             .map_or(defaults.max_points_per_centroid, |n| n as usize),
         threads: Some(budget()),
+        pools: pools(),
     };
     Ok((opts, options.overwrite.unwrap_or(false)))
 }
@@ -170,14 +180,14 @@ fn index_options(options: NativeIndexOptions) -> Result<(IndexOptions, bool)> {
 /// Opens an index folder (mmap; usable at once).
 #[napi(catch_unwind, ts_return_type = "Promise<NativePlaidIndex>")]
 pub fn open_plaid_index<'env>(env: &'env Env, dir: String) -> Result<Object<'env>> {
-    tasks::spawn(
+    tasks::spawn_search(
         env,
-        1,
         move || {
             PlaidIndex::open_with(
                 &PathBuf::from(dir),
                 OpenOptions {
                     threads: Some(budget()),
+                    pools: pools(),
                 },
             )
             .map_err(plaid_error)
@@ -344,9 +354,8 @@ impl NativePlaidIndex {
         };
         let index = Arc::clone(&self.inner);
         let token = cancel.inner.clone();
-        tasks::spawn(
+        tasks::spawn_search(
             env,
-            budget(),
             move || {
                 // Validated above, on the JavaScript thread.
                 let view = EmbeddingsView {
@@ -380,9 +389,8 @@ impl NativePlaidIndex {
     #[napi(catch_unwind, ts_return_type = "Promise<Array<NativeDocument | null>>")]
     pub fn documents<'env>(&self, env: &'env Env, ids: Vec<String>) -> Result<Object<'env>> {
         let index = Arc::clone(&self.inner);
-        tasks::spawn(
+        tasks::spawn_search(
             env,
-            1,
             move || index.documents(&ids).map_err(plaid_error),
             |docs| {
                 Ok(docs
@@ -403,12 +411,7 @@ impl NativePlaidIndex {
     pub fn select<'env>(&self, env: &'env Env, filter: String) -> Result<Object<'env>> {
         let filter = Filter::parse(&filter).map_err(plaid_error)?;
         let index = Arc::clone(&self.inner);
-        tasks::spawn(
-            env,
-            budget(),
-            move || index.select(&filter).map_err(plaid_error),
-            Ok,
-        )
+        tasks::spawn_search(env, move || index.select(&filter).map_err(plaid_error), Ok)
     }
 
     /// Merges every segment into one without the deleted documents, without retraining, in
@@ -441,7 +444,7 @@ impl NativePlaidIndex {
     #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
     pub fn refresh<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
         let index = Arc::clone(&self.inner);
-        tasks::spawn(env, 1, move || index.refresh().map_err(plaid_error), Ok)
+        tasks::spawn_search(env, move || index.refresh().map_err(plaid_error), Ok)
     }
 
     /// Closes the handle; later calls fail with `CLOSED`.

@@ -1,8 +1,9 @@
 //! Running engine work off the JavaScript thread: every call becomes a task on the shared
 //! scheduler (`colbert_encode::schedule`), holding permits of the one thread budget, and settles
-//! its promise when done. A panic becomes an `INTERNAL` error. Index writes first wait, without
-//! blocking any thread, for this process's write turn on their folder, so writes from one
-//! process are queued in order rather than refused.
+//! its promise when done; searches and other reads run on the scheduler's search pool instead,
+//! taking no permits ([`spawn_search`]). A panic becomes an `INTERNAL` error. Index writes first
+//! wait, without blocking any thread, for this process's write turn on their folder, so writes
+//! from one process are queued in order rather than refused.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -50,6 +51,41 @@ where
     Ok(promise)
 }
 
+/// Runs a read (a search, stored documents, a filter scan, a refresh) on the search pool: no
+/// permits, so it never waits for bulk work, and concurrent reads run in parallel.
+pub fn spawn_search<T, R>(
+    env: &Env,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+    finish: impl FnOnce(T) -> Result<R> + Send + 'static,
+) -> Result<Object<'_>>
+where
+    T: Send + 'static,
+    R: ToNapiValue + 'static,
+{
+    let Some(pool) = schedule::search_pool() else {
+        // No search pool could be started: run as a one-permit task of the scheduler.
+        return spawn(env, 1, work, finish);
+    };
+    let (deferred, promise): (Settle<R>, _) = env.create_deferred()?;
+    pool.spawn(move || settle(deferred, catch_unwind(AssertUnwindSafe(work)), finish));
+    Ok(promise)
+}
+
+/// Settles `deferred` with the outcome of a task (a panic is `INTERNAL`).
+fn settle<T, R>(
+    deferred: Settle<R>,
+    outcome: std::thread::Result<Result<T>>,
+    finish: impl FnOnce(T) -> Result<R> + Send + 'static,
+) where
+    T: Send + 'static,
+    R: ToNapiValue + 'static,
+{
+    match outcome.unwrap_or_else(|_| Err(internal("the operation panicked"))) {
+        Ok(value) => deferred.resolve(Box::new(move |_| finish(value))),
+        Err(e) => deferred.reject(e),
+    }
+}
+
 fn submit<T, R>(
     deferred: Settle<R>,
     permits: usize,
@@ -63,11 +99,7 @@ fn submit<T, R>(
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let _permit = schedule::acquire(permits);
             work()
-        }))
-        .unwrap_or_else(|_| Err(internal("the operation panicked")));
-        match outcome {
-            Ok(value) => deferred.resolve(Box::new(move |_| finish(value))),
-            Err(e) => deferred.reject(e),
-        }
+        }));
+        settle(deferred, outcome, finish)
     });
 }

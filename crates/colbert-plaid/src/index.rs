@@ -1,5 +1,6 @@
 //! [`PlaidIndex`]: the handle bindings use. Cheap to share (`Send + Sync`, clone or wrap in
-//! `Arc`); every search runs on an immutable snapshot, so readers never wait for writers.
+//! `Arc`); every search runs on an immutable snapshot, so readers never wait for writers, and
+//! on its own pool ([`Pools`]), so it never queues behind a write's parallel work.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -15,7 +16,40 @@ use crate::snapshot::Snapshot;
 use crate::storage::{self, WriteTurn, WriterLock};
 use crate::writer::{CommitInfo, DocumentFields, Mode, Progress, Writer};
 
-/// Options for [`PlaidIndex::create`] (training options are persisted; `threads` is not).
+/// The rayon pools a handle runs its parallel work on. Searches and writes take separate pools,
+/// so that a search never queues behind the parallel sections of a commit, a compaction or a
+/// rebuild. `None`: rayon's global pool (or the handle's own pool when `threads` is set).
+#[derive(Clone, Default)]
+pub struct Pools {
+    pub search: Option<Arc<rayon::ThreadPool>>,
+    pub write: Option<Arc<rayon::ThreadPool>>,
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let threads =
+            |p: &Option<Arc<rayon::ThreadPool>>| p.as_ref().map(|p| p.current_num_threads());
+        f.debug_struct("Pools")
+            .field("search", &threads(&self.search))
+            .field("write", &threads(&self.write))
+            .finish()
+    }
+}
+
+impl PartialEq for Pools {
+    fn eq(&self, other: &Self) -> bool {
+        let same =
+            |a: &Option<Arc<rayon::ThreadPool>>, b: &Option<Arc<rayon::ThreadPool>>| match (a, b) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+        same(&self.search, &other.search) && same(&self.write, &other.write)
+    }
+}
+
+/// Options for [`PlaidIndex::create`] (training options are persisted; `threads` and `pools`
+/// are not).
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexOptions {
     /// Bits per residual dimension: 1, 2 or 4 (default 4).
@@ -30,6 +64,8 @@ pub struct IndexOptions {
     pub max_points_per_centroid: usize,
     /// Threads for this handle's work (`None`: rayon's global pool).
     pub threads: Option<usize>,
+    /// Shared pools for searches and writes; where set, they take precedence over `threads`.
+    pub pools: Pools,
 }
 
 impl Default for IndexOptions {
@@ -41,6 +77,7 @@ impl Default for IndexOptions {
             seed: 42,
             max_points_per_centroid: 256,
             threads: None,
+            pools: Pools::default(),
         }
     }
 }
@@ -77,6 +114,8 @@ impl IndexOptions {
 pub struct OpenOptions {
     /// Threads for this handle's work (`None`: rayon's global pool).
     pub threads: Option<usize>,
+    /// Shared pools for searches and writes; where set, they take precedence over `threads`.
+    pub pools: Pools,
 }
 
 /// A summary of the current generation.
@@ -129,7 +168,7 @@ pub struct DriftInfo {
 pub(crate) struct Inner {
     pub dir: PathBuf,
     state: RwLock<Option<Arc<Snapshot>>>,
-    pool: Option<rayon::ThreadPool>,
+    pools: Pools,
 }
 
 impl Inner {
@@ -149,8 +188,17 @@ impl Inner {
         }
     }
 
-    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match &self.pool {
+    /// Runs a search's parallel work on the search pool.
+    pub fn install_search<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pools.search {
+            Some(p) => p.install(f),
+            None => f(),
+        }
+    }
+
+    /// Runs a write's parallel work on the write pool.
+    pub fn install_write<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pools.write {
             Some(p) => p.install(f),
             None => f(),
         }
@@ -192,15 +240,25 @@ fn open_snapshot(dir: &Path, first: Option<Manifest>, prev: Option<&Snapshot>) -
     }
 }
 
-fn build_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadPool>> {
-    threads
+/// The handle's pools: the shared ones given, else one pool of its own of `threads` threads
+/// for both searches and writes, else rayon's global pool.
+fn build_pools(threads: Option<usize>, given: &Pools) -> Result<Pools> {
+    if given.search.is_some() && given.write.is_some() {
+        return Ok(given.clone());
+    }
+    let own = threads
         .map(|n| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build()
+                .map(Arc::new)
                 .map_err(|e| PlaidError::Internal(format!("thread pool: {e}")))
         })
-        .transpose()
+        .transpose()?;
+    Ok(Pools {
+        search: given.search.clone().or_else(|| own.clone()),
+        write: given.write.clone().or(own),
+    })
 }
 
 /// A PLAID index on disk. See the crate documentation for the file format and pipeline.
@@ -240,7 +298,7 @@ impl PlaidIndex {
         turn: WriteTurn,
     ) -> Result<PlaidIndex> {
         let stored = options.stored()?;
-        let pool = build_pool(options.threads)?;
+        let pools = build_pools(options.threads, &options.pools)?;
         std::fs::create_dir_all(dir).map_err(|e| PlaidError::io("creating", dir, e))?;
         let non_empty = std::fs::read_dir(dir)
             .map_err(|e| PlaidError::io("listing", dir, e))?
@@ -275,7 +333,7 @@ impl PlaidIndex {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 state: RwLock::new(Some(Arc::new(snap))),
-                pool,
+                pools,
             }),
         })
     }
@@ -290,7 +348,7 @@ impl PlaidIndex {
         if options.threads == Some(0) {
             return Err(PlaidError::invalid("threads must be positive"));
         }
-        let pool = build_pool(options.threads)?;
+        let pools = build_pools(options.threads, &options.pools)?;
         let snap = open_snapshot(dir, None, None)?;
         // Best effort: collect files of crashed transactions or old generations. The lock is
         // only tried when there is garbage, so opening rarely makes a writer see INDEX_LOCKED.
@@ -306,7 +364,7 @@ impl PlaidIndex {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 state: RwLock::new(Some(Arc::new(snap))),
-                pool,
+                pools,
             }),
         })
     }
@@ -431,7 +489,7 @@ impl PlaidIndex {
         cancel: &(dyn Fn() -> bool + Sync),
     ) -> Result<Vec<Vec<Hit>>> {
         let snap = self.inner.snapshot()?;
-        self.inner.install(|| {
+        self.inner.install_search(|| {
             let docs = search::scope(&snap, subset, filter)?;
             search::search(&snap, queries, params, docs, cancel)
         })
@@ -442,7 +500,7 @@ impl PlaidIndex {
         let snap = self.inner.snapshot()?;
         let docs = self
             .inner
-            .install(|| search::scope(&snap, None, Some(filter)))?
+            .install_search(|| search::scope(&snap, None, Some(filter)))?
             .unwrap_or_default();
         Ok(docs
             .into_iter()

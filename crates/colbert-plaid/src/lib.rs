@@ -28,7 +28,7 @@ pub use colbert_embeddings::{Embeddings, EmbeddingsView};
 pub use error::{PlaidError, Result};
 pub use filter::Filter;
 pub use format::FORMAT_VERSION;
-pub use index::{DriftInfo, IndexInfo, IndexOptions, OpenOptions, PlaidIndex};
+pub use index::{DriftInfo, IndexInfo, IndexOptions, OpenOptions, PlaidIndex, Pools};
 pub use search::{Hit, SearchParams};
 pub use storage::WriteTurn;
 pub use writer::{CommitInfo, DocumentFields, Progress, Writer, MIN_OUTLIERS_FOR_EXPANSION};

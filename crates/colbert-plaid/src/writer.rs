@@ -511,7 +511,7 @@ impl Writer {
     ) -> Result<CommitInfo> {
         self.inner.check_open()?;
         let inner = self.inner.clone();
-        inner.install(|| self.commit_inner(cancel, progress))
+        inner.install_write(|| self.commit_inner(cancel, progress))
     }
 
     fn commit_inner(
