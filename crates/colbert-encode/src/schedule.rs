@@ -82,9 +82,10 @@ pub fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: plain system calls on the calling thread's id; no memory is shared.
     unsafe {
-        let tid = libc::gettid();
-        let now = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, now.max(10));
+        // The raw system call: glibc's gettid() wrapper is newer (2.30) than our floor (2.17).
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, now.max(10));
     }
 }
 
@@ -213,8 +214,12 @@ mod tests {
     #[test]
     fn bulk_threads_run_at_lower_priority_than_searches() {
         // SAFETY: reads the calling thread's nice value.
-        let nice =
-            || unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        let nice = || unsafe {
+            libc::getpriority(
+                libc::PRIO_PROCESS,
+                libc::syscall(libc::SYS_gettid) as libc::id_t,
+            )
+        };
         let base = nice();
         let search = search_pool().expect("search pool");
         assert_eq!(search.install(nice), base.min(19));
