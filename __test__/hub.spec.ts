@@ -579,6 +579,9 @@ test.serial('404 is MODEL_NOT_FOUND, 401 is HUB_UNAUTHORIZED, and HF_TOKEN goes 
   const missing = await failure(ColBERT.fromPretrained('test-org/missing', { cacheDir }))
   t.is(missing.code, 'MODEL_NOT_FOUND')
   t.regex(missing.message, /test-org\/missing/)
+  // It may have been meant as a relative folder: the message says it is not one either.
+  t.true(missing.message.includes(`is not a folder on disk (${path.resolve('test-org/missing')}; write ./test-org/missing`), missing.message)
+  t.true(missing.message.includes('looked up on the Hugging Face hub'), missing.message)
 
   const denied = await failure(ColBERT.fromPretrained('test-org/private', { cacheDir }))
   t.is(denied.code, 'HUB_UNAUTHORIZED')

@@ -235,7 +235,20 @@ export async function resolveModel(nameOrPath: string, options: HubOptions = {})
     signal,
     progress: guard(options.onProgress, 'onProgress'),
   }
-  const found = await hubCall(ctx, () => resolveRepo(ctx, nameOrPath))
+  let found: Found
+  try {
+    found = await hubCall(ctx, () => resolveRepo(ctx, nameOrPath))
+  } catch (e) {
+    // `models/minilm` may be a mistyped folder rather than a hub id: say both.
+    if (e instanceof ColbertError && (e.code === 'HUB_UNAVAILABLE' || e.code === 'MODEL_NOT_FOUND') && !e.message.includes('not a folder on disk')) {
+      throw new ColbertError(
+        e.code,
+        `${nameOrPath} is not a folder on disk (${path.resolve(nameOrPath)}; write ./${nameOrPath} for a local folder), so it was looked up on the Hugging Face hub: ${e.message}`,
+        { cause: e },
+      )
+    }
+    throw e
+  }
   return { dir: found.dir, recover: () => hubCall(ctx, () => recover(ctx, nameOrPath, found)) }
 }
 
