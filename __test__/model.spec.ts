@@ -66,6 +66,23 @@ for (const name of MODELS) {
     }
   })
 
+  test(`${name}: int8 embeddings do not depend on their batch (batch equals single encodes within 1e-5)`, async (t) => {
+    // Dynamic quantisation computes activation scales per inference: int8 models run one
+    // sequence per inference, so what a text is batched with cannot change its embeddings.
+    const model = await ColBERT.fromPretrained(dir, { quantized: true })
+    let worst = 0
+    for (const isQuery of [true, false]) {
+      const batch = await model.encode(golden.texts, { isQuery, batchSize: 32 })
+      for (let i = 0; i < golden.texts.length; i++) {
+        const single = await model.encode([golden.texts[i]], { isQuery })
+        const { maxAbs } = compareRows(golden.dim, rowsOf(batch, i), rowsOf(single, 0))
+        worst = Math.max(worst, maxAbs)
+        t.true(maxAbs <= 1e-5, `text ${i} (${isQuery ? 'query' : 'document'}): |Δ| ${maxAbs}`)
+      }
+    }
+    t.log(`max |Δ| batched vs single: ${worst.toExponential(2)}`)
+  })
+
   test(`${name}: int8 embeddings keep a mean token cosine ≥ 0.99 to PyLate's fp32`, async (t) => {
     const model = await ColBERT.fromPretrained(dir, { quantized: true })
     t.true(model.onnxPath.endsWith('model_int8.onnx'))

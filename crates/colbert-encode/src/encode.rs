@@ -47,6 +47,20 @@ pub struct Encoder {
     /// so at most `max_sessions = budget / threads` batches (and sessions) are ever in use at once.
     sessions: Mutex<Vec<Session>>,
     max_sessions: usize,
+    /// The graph quantises activations dynamically (`DynamicQuantizeLinear`, our int8 export):
+    /// its scales are computed per inference, so a batch of texts would share them and a text's
+    /// embeddings would depend on what it was batched with. Such graphs run one text per
+    /// inference (measured at no cost in throughput here; BENCHMARKS.md).
+    per_text: bool,
+}
+
+/// Whether the ONNX file at `path` quantises activations at run time (its graph names the
+/// `DynamicQuantizeLinear` operator).
+fn quantises_dynamically(path: &Path) -> Result<bool> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        EncodeError::ModelInvalid(format!("{} cannot be read: {e}", path.display()))
+    })?;
+    Ok(memchr::memmem::find(&bytes, b"DynamicQuantizeLinear").is_some())
 }
 
 /// Cancels calls in flight: queued batches are skipped and running inference is terminated.
@@ -125,6 +139,7 @@ impl Encoder {
             threads
         };
         let max_sessions = (budget / permits).max(1);
+        let per_text = quantises_dynamically(&folder.onnx_path)?;
         Ok(Self {
             config,
             tokenizer,
@@ -136,6 +151,7 @@ impl Encoder {
             warning: first.warning,
             sessions: Mutex::new(vec![first.session]),
             max_sessions,
+            per_text,
         })
     }
 
@@ -282,6 +298,16 @@ impl Encoder {
 
     /// Runs and post-processes one batch of tokenized texts; returns each text's rows.
     fn encode_batch(&self, toks: &[&Tokenized], cancel: &CancelToken) -> Result<Vec<Vec<f32>>> {
+        if self.per_text && toks.len() > 1 {
+            let mut items = Vec::with_capacity(toks.len());
+            for t in toks {
+                if cancel.is_cancelled() {
+                    return Err(EncodeError::Aborted);
+                }
+                items.extend(self.encode_batch(std::slice::from_ref(t), cancel)?);
+            }
+            return Ok(items);
+        }
         let sequence = toks.iter().map(|t| t.input_ids.len()).max().unwrap_or(0);
         let batch = toks.len();
         let mut inputs = BatchInputs {
