@@ -1,7 +1,7 @@
 // Encode throughput of this package on SciFact texts (the PyLate side is encode_pylate.py; run
 // both through run-encode.sh). Prints one JSON line per precision.
 // Usage: node bench/encode.mjs --model models/minilm-colbert --data ../shared/data/scifact --docs 1000 --threads 2
-//        [--model-threads N (intra-op threads per inference; default = --threads)] [--precisions fp32,int8]
+//        [--model-threads N (intra-op threads per inference; default: the model's default)] [--precisions fp32,int8]
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -28,7 +28,7 @@ for (const precision of precisions) {
     console.error(`skip ${precision}: ${file} missing (tools/make_standin.py writes it)`)
     continue
   }
-  const model = await ColBERT.fromPretrained(modelDir, { quantized: precision === 'int8', threads: Number(args['model-threads'] ?? threads) })
+  const model = await ColBERT.fromPretrained(modelDir, { quantized: precision === 'int8', threads: args['model-threads'] === undefined ? undefined : Number(args['model-threads']) })
   await model.encode(docs.slice(0, 32), { isQuery: false }) // warm-up
   let t = performance.now()
   const d = await model.encode(docs, { isQuery: false, batchSize: 32 })

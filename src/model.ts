@@ -14,7 +14,10 @@ export type ExecutionProvider = 'cpu' | 'cuda'
 export interface ColBERTOptions {
   /** Where inference runs. `'cuda'` falls back to CPU with a warning when CUDA is unavailable. */
   executionProvider?: ExecutionProvider
-  /** Intra-op threads per inference (default: the whole thread budget, see `threadBudget()`). */
+  /**
+   * Intra-op threads per inference (default: the whole thread budget, see `threadBudget()`; 1 for a
+   * dynamically quantised int8 model, which runs one text per inference and so runs texts in parallel).
+   */
   threads?: number
   /** `true`: `model_int8.onnx`; `false`: `model.onnx`; default: `model.onnx` when present. */
   quantized?: boolean

@@ -26,7 +26,8 @@ use crate::tokenize::{Kind, TextTokenizer, Tokenized};
 pub struct LoadOptions {
     pub precision: Precision,
     pub execution_provider: ExecutionProvider,
-    /// Intra-op threads of each inference; `None` means the whole budget.
+    /// Intra-op threads of each inference; `None`: the whole budget, or 1 for a graph that
+    /// quantises dynamically (it runs one text per inference, so texts run in parallel instead).
     pub threads: Option<usize>,
     pub overrides: ConfigOverrides,
 }
@@ -118,7 +119,12 @@ impl Encoder {
     pub fn load(dir: &Path, options: &LoadOptions) -> Result<Self> {
         let folder = ModelFolder::open(dir, options.precision, &options.overrides)?;
         let budget = schedule::budget();
-        let threads = options.threads.unwrap_or(budget).clamp(1, budget);
+        let per_text = quantises_dynamically(&folder.onnx_path)?;
+        // One text per inference is small work: by default such models run texts in parallel
+        // on one thread each rather than each text on every core (measured faster for
+        // documents and no slower for one query; BENCHMARKS.md).
+        let default_threads = if per_text { 1 } else { budget };
+        let threads = options.threads.unwrap_or(default_threads).clamp(1, budget);
         let first = session::load(&folder.onnx_path, threads, options.execution_provider)?;
         let io = session::inspect(&first.session, &folder.onnx_path)?;
         let mut config = folder.config;
@@ -139,7 +145,6 @@ impl Encoder {
             threads
         };
         let max_sessions = (budget / permits).max(1);
-        let per_text = quantises_dynamically(&folder.onnx_path)?;
         Ok(Self {
             config,
             tokenizer,
