@@ -51,12 +51,14 @@ pub struct Encoder {
     /// The graph quantises activations dynamically (`DynamicQuantizeLinear`, our int8 export):
     /// its scales are computed per inference, so a batch of texts would share them and a text's
     /// embeddings would depend on what it was batched with. Such graphs run one text per
-    /// inference (measured at no cost in throughput here; BENCHMARKS.md).
+    /// inference, on one intra-op thread by default so that texts run side by side (faster
+    /// than batching for documents here; BENCHMARKS.md).
     per_text: bool,
 }
 
 /// Whether the ONNX file at `path` quantises activations at run time (its graph names the
-/// `DynamicQuantizeLinear` operator).
+/// `DynamicQuantizeLinear` operator). Reading the file first also warms the page cache for
+/// ONNX Runtime's own read; the scan runs at memory speed.
 fn quantises_dynamically(path: &Path) -> Result<bool> {
     let bytes = std::fs::read(path).map_err(|e| {
         EncodeError::ModelInvalid(format!("{} cannot be read: {e}", path.display()))
