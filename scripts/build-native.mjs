@@ -11,11 +11,12 @@
 // Another target (e.g. aarch64-unknown-linux-gnu on x64) goes to target/cross/<platform>/, where
 // scripts/stage-platform.mjs --platform <platform> picks it up.
 import { execFileSync } from 'node:child_process'
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+import { npmCiIfChanged } from './npm-ci.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const log = (s) => process.stderr.write(`build-native: ${s}\n`)
@@ -55,17 +56,7 @@ function ensureRustTarget(triple) {
 function crossToolchain(triple) {
   if (process.platform !== 'linux' || process.arch !== 'x64') return undefined
   const dir = path.join(root, 'scripts', 'toolchain')
-  const lock = fs.readFileSync(path.join(dir, 'package-lock.json'))
-  const hash = crypto.createHash('sha256').update(lock).digest('hex')
-  const stamp = path.join(dir, 'node_modules', '.colbert-installed')
-  if (!fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== hash) {
-    log('installing the glibc 2.17 cross toolchains (npm ci in scripts/toolchain) ...')
-    const cli = process.env.npm_execpath
-    const npmArgs = ['ci', '--no-audit', '--no-fund']
-    if (cli && /\.[cm]?js$/.test(cli)) execFileSync(process.execPath, [cli, ...npmArgs], { cwd: dir, stdio: 'inherit' })
-    else execFileSync('npm', npmArgs, { cwd: dir, stdio: 'inherit' })
-    fs.writeFileSync(stamp, hash)
-  }
+  npmCiIfChanged(dir, { what: 'the glibc 2.17 cross toolchains', log })
   const require = createRequire(path.join(dir, 'package.json'))
   const name = `@napi-rs/cross-toolchain-x64-target-${triple.split('-')[0]}`
   let pkg

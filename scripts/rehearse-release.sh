@@ -19,12 +19,7 @@ for f in colbert.linux-x64-gnu.node target/cross/linux-arm64-gnu/colbert.linux-a
 done
 
 reg="$root/.ci/registry"
-hash="$(sha256sum "$reg/package-lock.json" | cut -d' ' -f1)"
-if [ "$(cat "$reg/node_modules/.colbert-installed" 2>/dev/null)" != "$hash" ]; then
-  echo "== installing the registry (npm ci in .ci/registry)"
-  (cd "$reg" && npm ci --no-audit --no-fund)
-  echo "$hash" > "$reg/node_modules/.colbert-installed"
-fi
+node "$root/scripts/npm-ci.mjs" "$reg" "the registry"
 
 work="$(mktemp -d)"
 pid=""

@@ -5,10 +5,11 @@
 //
 //   node scripts/setup.mjs [--force]   (--force: reinstall and rebuild everything)
 import { execFileSync } from 'node:child_process'
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+import { npmCiIfChanged } from './npm-ci.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const force = process.argv.includes('--force')
@@ -47,17 +48,11 @@ function newest(paths) {
 const mtime = (p) => fs.statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0
 
 // 1. Dependencies: `npm ci` when package-lock.json is not what was last installed.
-const lock = fs.readFileSync(at('package-lock.json'))
-const lockHash = crypto.createHash('sha256').update(lock.toString('base64')).digest('hex')
-const stamp = at('node_modules', '.colbert-installed')
-if (force || !fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== lockHash) {
-  log('installing dependencies (npm ci) ...')
-  // onnxruntime-node's install script would download CUDA files (and fail offline); the CPU
-  // library we use ships in its npm tarball. npm 11 skips that script (package.json
-  // allowScripts); npm 10 runs it, and this variable tells it to do nothing.
-  npm(['ci', '--no-audit', '--no-fund'], { ONNXRUNTIME_NODE_INSTALL: 'skip' })
-  fs.writeFileSync(stamp, lockHash)
-} else log('dependencies are up to date')
+// onnxruntime-node's install script would download CUDA files (and fail offline); the CPU library
+// we use ships in its npm tarball. npm 11 skips that script (package.json allowScripts); npm 10
+// runs it, and this variable tells it to do nothing.
+const installed = npmCiIfChanged(root, { what: 'dependencies', env: { ONNXRUNTIME_NODE_INSTALL: 'skip' }, force, log })
+if (!installed) log('dependencies are up to date')
 
 // 2. The addon: cargo rebuilds what changed; skip it entirely when no Rust input is newer.
 // This machine's addon (napi's name for the platform); a cross-built one lives in target/cross/.

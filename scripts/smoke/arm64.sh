@@ -22,12 +22,7 @@ echo "== build linux-arm64-gnu"
 node scripts/build-native.mjs --target aarch64-unknown-linux-gnu
 bash scripts/check-glibc.sh 2.17 target/cross/linux-arm64-gnu/colbert.linux-arm64-gnu.node
 arm="$root/.ci/arm64"
-hash="$(sha256sum "$arm/package-lock.json" | cut -d' ' -f1)"
-if [ "$(cat "$arm/node_modules/.colbert-installed" 2>/dev/null)" != "$hash" ]; then
-  echo "== installing the arm64 Node.js (npm ci --cpu=arm64 in .ci/arm64)"
-  (cd "$arm" && npm ci --cpu=arm64 --no-audit --no-fund)
-  echo "$hash" > "$arm/node_modules/.colbert-installed"
-fi
+node "$root/scripts/npm-ci.mjs" "$arm" "the arm64 Node.js" --cpu=arm64
 app="$root/target/smoke/linux-arm64-gnu"
 node scripts/smoke/install-app.mjs linux-arm64-gnu "$app" >/dev/null
 # qemu-aarch64 looks up every absolute path the guest opens in its prefix first (QEMU_LD_PREFIX).

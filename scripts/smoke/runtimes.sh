@@ -12,12 +12,7 @@ cd "$(dirname "$0")/../.."
 root="$PWD"
 [ "$(uname -sm)" = "Linux x86_64" ] || { echo "runtimes.sh: Linux x64 only" >&2; exit 1; }
 rt="$root/.ci/runtimes"
-hash="$(sha256sum "$rt/package-lock.json" | cut -d' ' -f1)"
-if [ "$(cat "$rt/node_modules/.colbert-installed" 2>/dev/null)" != "$hash" ]; then
-  echo "== installing the runtimes (npm ci in .ci/runtimes)"
-  (cd "$rt" && npm ci --no-audit --no-fund)
-  echo "$hash" > "$rt/node_modules/.colbert-installed"
-fi
+node "$root/scripts/npm-ci.mjs" "$rt" "the runtimes"
 app="$root/target/smoke/linux-x64-gnu"
 node scripts/smoke/install-app.mjs linux-x64-gnu "$app" >/dev/null
 model="$root/__test__/fixtures/tiny-modernbert"
