@@ -57,13 +57,36 @@ pub struct Encoder {
 }
 
 /// Whether the ONNX file at `path` quantises activations at run time (its graph names the
-/// `DynamicQuantizeLinear` operator). Reading the file first also warms the page cache for
-/// ONNX Runtime's own read; the scan runs at memory speed.
+/// `DynamicQuantizeLinear` operator). Read in 1 MiB chunks, so a model of any size costs
+/// constant memory; the scan runs at memory speed and warms the page cache for ONNX Runtime's
+/// own read.
 fn quantises_dynamically(path: &Path) -> Result<bool> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        EncodeError::ModelInvalid(format!("{} cannot be read: {e}", path.display()))
-    })?;
-    Ok(memchr::memmem::find(&bytes, b"DynamicQuantizeLinear").is_some())
+    std::fs::File::open(path)
+        .and_then(|f| contains(f, b"DynamicQuantizeLinear", 1 << 20))
+        .map_err(|e| EncodeError::ModelInvalid(format!("{} cannot be read: {e}", path.display())))
+}
+
+/// Whether `reader` holds `name`, read `chunk` bytes at a time; each chunk is searched with the
+/// end of the previous one, so a name straddling the seam is found.
+fn contains(mut reader: impl std::io::Read, name: &[u8], chunk: usize) -> std::io::Result<bool> {
+    let finder = memchr::memmem::Finder::new(name);
+    let carry = name.len().saturating_sub(1);
+    let mut buf = vec![0u8; carry + chunk.max(1)];
+    let mut kept = 0;
+    loop {
+        let n = match reader.read(&mut buf[kept..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let end = kept + n;
+        if finder.find(&buf[..end]).is_some() {
+            return Ok(true);
+        }
+        kept = carry.min(end);
+        buf.copy_within(end - kept..end, 0);
+    }
 }
 
 /// Cancels calls in flight: queued batches are skipped and running inference is terminated.
@@ -481,5 +504,33 @@ impl Job {
         }
         let items = std::mem::take(&mut *self.results.lock().unwrap_or_else(|p| p.into_inner()));
         done(Ok(Embeddings::from_items(self.encoder.config.dim, items)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains;
+
+    /// The name is found wherever it sits relative to the chunk seams, and only when present.
+    #[test]
+    fn a_name_across_a_chunk_seam_is_found() {
+        let name = b"DynamicQuantizeLinear";
+        for chunk in [1, 2, 7, 20, 21, 22, 64] {
+            for at in 0..80 {
+                let mut data = [b'x'; 100];
+                data[at..at + name.len()].copy_from_slice(name);
+                assert!(
+                    contains(&data[..], name, chunk).unwrap_or(false),
+                    "chunk {chunk}, at {at}"
+                );
+                // One byte changed: no match.
+                data[at + 10] = b'y';
+                assert!(
+                    !contains(&data[..], name, chunk).unwrap_or(true),
+                    "chunk {chunk}, at {at}"
+                );
+            }
+        }
+        assert!(!contains(&b""[..], name, 8).unwrap_or(true));
     }
 }
