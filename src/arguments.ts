@@ -44,7 +44,6 @@ export function strictJson(value: unknown, what: string): string {
   }
 }
 
-/** Rejects an options object with a key outside `allowed` (a typo would otherwise be ignored). */
 /**
  * The keys of options interface `T` as a set for {@link checkKeys}, checked when compiling:
  * `optionKeys<AddOptions>()('documents', …)` does not compile if a key is not in `T` or a key
@@ -56,6 +55,7 @@ export function optionKeys<T>() {
   ): ReadonlySet<string> => new Set<string>(keys)
 }
 
+/** Rejects an options object with a key outside `allowed` (a typo would otherwise be ignored). */
 export function checkKeys(options: object, allowed: ReadonlySet<string>, what: string): void {
   if (options === null || typeof options !== 'object') throw invalidArgument(`${what} must be an object`)
   for (const key of Object.keys(options)) if (!allowed.has(key)) throw invalidArgument(`unknown ${what} ${JSON.stringify(key)}`)

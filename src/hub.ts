@@ -239,8 +239,9 @@ export async function resolveModel(nameOrPath: string, options: HubOptions = {})
   try {
     found = await hubCall(ctx, () => resolveRepo(ctx, nameOrPath))
   } catch (e) {
-    // `models/minilm` may be a mistyped folder rather than a hub id: say both.
-    if (e instanceof ColbertError && (e.code === 'HUB_UNAVAILABLE' || e.code === 'MODEL_NOT_FOUND') && !e.message.includes('not a folder on disk')) {
+    // `models/minilm` may be a mistyped folder rather than a hub id: every "not found" and
+    // "cannot reach" says both, here in one place.
+    if (e instanceof ColbertError && (e.code === 'HUB_UNAVAILABLE' || e.code === 'MODEL_NOT_FOUND')) {
       throw new ColbertError(
         e.code,
         `${nameOrPath} is not a folder on disk (${path.resolve(nameOrPath)}; write ./${nameOrPath} for a local folder), so it was looked up on the Hugging Face hub: ${e.message}`,
@@ -361,7 +362,7 @@ function notCached(ctx: Context, repo: string): never {
   const wanted = ctx.quantized === true ? INT8 : ctx.quantized === false ? FP32 : 'model.onnx or model_int8.onnx'
   throw new ColbertError(
     'MODEL_NOT_FOUND',
-    `${repo} is not a folder on disk, and revision ${ctx.revision} of it is not in the Hugging Face cache at ${root} ` +
+    `revision ${ctx.revision} of ${repo} is not in the Hugging Face cache at ${root} ` +
       `(no snapshot with tokenizer.json and ${wanted}). ` +
       'Download it once with network access: call fromPretrained without localFilesOnly and with HF_HUB_OFFLINE unset; ' +
       'or point cacheDir / HF_HUB_CACHE at the cache that holds it',
