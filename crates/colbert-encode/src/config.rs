@@ -363,32 +363,29 @@ fn read_onnx_export(files: &dyn ConfigFiles, raw: &mut Raw) -> Result<bool> {
     Ok(true)
 }
 
-/// Finds the mask token the way transformers does (tokenizer_config / special_tokens_map), falling
-/// back to the usual spellings in the vocabulary.
-fn find_mask_id(files: &dyn ConfigFiles, tok: &Tokenizer) -> Result<Option<u32>> {
+/// The special-token files transformers consults, in its order (absent ones skipped): read
+/// once per folder, then searched for each special token.
+fn special_token_files(files: &dyn ConfigFiles) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
     for file in ["special_tokens_map.json", "tokenizer_config.json"] {
-        if let Some(v) = read_optional_settings(files, Path::new(file))? {
-            if let Some(t) = special_token(&v, "mask_token") {
-                if let Some(id) = tok.token_to_id(&t) {
-                    return Ok(Some(id));
-                }
-            }
-        }
+        out.extend(read_optional_settings(files, Path::new(file))?);
     }
-    Ok(["[MASK]", "<mask>"].iter().find_map(|t| tok.token_to_id(t)))
+    Ok(out)
 }
 
-fn find_special(files: &dyn ConfigFiles, tok: &Tokenizer, key: &str) -> Result<Option<u32>> {
-    for file in ["special_tokens_map.json", "tokenizer_config.json"] {
-        if let Some(v) = read_optional_settings(files, Path::new(file))? {
-            if let Some(t) = special_token(&v, key) {
-                if let Some(id) = tok.token_to_id(&t) {
-                    return Ok(Some(id));
-                }
-            }
-        }
-    }
-    Ok(None)
+/// The id of special token `key` (`mask_token`, `eos_token`, …) as the first file naming a
+/// token of the vocabulary gives it.
+fn find_special(specials: &[Value], tok: &Tokenizer, key: &str) -> Option<u32> {
+    specials
+        .iter()
+        .find_map(|v| special_token(v, key).and_then(|t| tok.token_to_id(&t)))
+}
+
+/// Finds the mask token the way transformers does (tokenizer_config / special_tokens_map), falling
+/// back to the usual spellings in the vocabulary.
+fn find_mask_id(specials: &[Value], tok: &Tokenizer) -> Option<u32> {
+    find_special(specials, tok, "mask_token")
+        .or_else(|| ["[MASK]", "<mask>"].iter().find_map(|t| tok.token_to_id(t)))
 }
 
 fn prefix_id(tok: &Tokenizer, prefix: &str, which: &str, path: &Path) -> Result<Option<u32>> {
@@ -505,18 +502,14 @@ fn resolve(
     let query_prefix_id = prefix_id(tok, &query_prefix, "query", &tok_path)?;
     let document_prefix_id = prefix_id(tok, &document_prefix, "document", &tok_path)?;
 
-    let mask = match raw.mask_token_id {
-        Some(id) => Some(id),
-        None => find_mask_id(files, tok)?,
-    };
+    let specials = special_token_files(files)?;
+    let mask = raw.mask_token_id.or_else(|| find_mask_id(&specials, tok));
     // PyLate: pad_token_id = mask id; without a mask token, EOS; failing that, the existing pad.
     let pad = match (raw.pad_token_id, mask) {
         (Some(p), _) => Some(p),
         (None, Some(m)) => Some(m),
-        (None, None) => match find_special(files, tok, "eos_token")? {
-            Some(e) => Some(e),
-            None => find_special(files, tok, "pad_token")?,
-        },
+        (None, None) => find_special(&specials, tok, "eos_token")
+            .or_else(|| find_special(&specials, tok, "pad_token")),
     };
     let pad_token_id = pad.ok_or_else(|| {
         EncodeError::invalid_file(
@@ -543,7 +536,7 @@ fn resolve(
         .or(raw.skiplist_words)
         .unwrap_or_else(|| DEFAULT_SKIPLIST.chars().map(String::from).collect());
     // Python's convert_tokens_to_ids maps an unknown word to the unk id.
-    let unk = find_special(files, tok, "unk_token")?;
+    let unk = find_special(&specials, tok, "unk_token");
     let mut skiplist_ids: Vec<u32> = skiplist_words
         .iter()
         .filter_map(|w| tok.token_to_id(w).or(unk))
