@@ -73,15 +73,9 @@ impl Filter {
         eval(&self.root, metadata.unwrap_or(&empty))
     }
 
-    /// Whether stored metadata text matches ("" means no metadata; unparsable text never
-    /// matches, which cannot happen for metadata validated at `push`).
-    pub fn matches_text(&self, metadata: &str) -> bool {
-        self.matches_stored(metadata).unwrap_or(false)
-    }
-
-    /// [`Self::matches_text`] for metadata read from a segment: text that is not a JSON object
-    /// is `INDEX_CORRUPT` (`push` stores only objects).
-    pub(crate) fn matches_stored(&self, metadata: &str) -> Result<bool> {
+    /// Whether stored metadata text matches ("" means no metadata). Text that is not a JSON
+    /// object is `INDEX_CORRUPT`: `push` stores only objects, so only a forged file holds it.
+    pub fn matches_stored(&self, metadata: &str) -> Result<bool> {
         Ok(self.matches(parse_stored(metadata)?.as_ref()))
     }
 }
@@ -309,8 +303,8 @@ mod tests {
         assert!(check(r#"{}"#, doc), "an empty filter matches everything");
         let f = Filter::parse(r#"{"lang":"en"}"#).unwrap();
         assert!(!f.matches(None));
-        assert!(!f.matches_text(""));
-        assert!(f.matches_text(r#"{"lang":"en"}"#));
+        assert!(!f.matches_stored("").unwrap());
+        assert!(f.matches_stored(r#"{"lang":"en"}"#).unwrap());
     }
 
     /// Stored metadata is an object or nothing: anything else read from a segment is corrupt
@@ -327,7 +321,6 @@ mod tests {
                 "{bad}"
             );
             assert_eq!(f.matches_stored(bad).unwrap_err().code(), "INDEX_CORRUPT");
-            assert!(!f.matches_text(bad));
         }
     }
 
