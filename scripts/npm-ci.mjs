@@ -1,4 +1,4 @@
-// `npm ci` in a folder when its package-lock.json is not what was last installed there: the
+// How to run npm, and `npm ci` in a folder when its package-lock.json is not what was last installed there: the
 // lock's sha256 is stamped in node_modules/.colbert-installed after a successful install. The
 // one implementation behind the set-up (the repository root), the glibc cross toolchains
 // (scripts/toolchain) and the CI helper folders (.ci/registry, .ci/runtimes, .ci/arm64). Uses
@@ -12,6 +12,16 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /**
+ * The command running npm with `args`: the npm running us when started by `npm run` (its
+ * `npm_execpath`), else `npm` on the PATH. Returns `[file, arguments]` for execFileSync.
+ */
+export function npmCommand(args) {
+  const cli = process.env.npm_execpath
+  if (cli && /\.[cm]?js$/.test(cli)) return [process.execPath, [cli, ...args]]
+  return [process.platform === 'win32' ? 'npm.cmd' : 'npm', args]
+}
+
+/**
  * Runs `npm ci --no-audit --no-fund ...args` in `dir` (with `env` added) when its lock changed
  * since the last install, or always with `force`. Returns whether it installed; `log` gets one
  * line saying what it does.
@@ -21,12 +31,7 @@ export function npmCiIfChanged(dir, { what, args = [], env = {}, force = false, 
   const stamp = path.join(dir, 'node_modules', '.colbert-installed')
   if (!force && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === hash) return false
   log(`installing ${what} (npm ci in ${path.relative(process.cwd(), dir) || '.'}) ...`)
-  const npmArgs = ['ci', '--no-audit', '--no-fund', ...args]
-  const options = { cwd: dir, stdio: 'inherit', env: { ...process.env, ...env } }
-  // npm itself: the one running us when started by `npm run`, else `npm` on the PATH.
-  const cli = process.env.npm_execpath
-  if (cli && /\.[cm]?js$/.test(cli)) execFileSync(process.execPath, [cli, ...npmArgs], options)
-  else execFileSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', npmArgs, options)
+  execFileSync(...npmCommand(['ci', '--no-audit', '--no-fund', ...args]), { cwd: dir, stdio: 'inherit', env: { ...process.env, ...env } })
   fs.writeFileSync(stamp, hash)
   return true
 }

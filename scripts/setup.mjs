@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { npmCiIfChanged } from './npm-ci.mjs'
+import { npmCiIfChanged, npmCommand } from './npm-ci.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const force = process.argv.includes('--force')
@@ -20,12 +20,7 @@ function run(cmd, args, env = {}) {
   execFileSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } })
 }
 
-/** npm itself: the one running this script when started by `npm run`, else `npm` on the PATH. */
-function npm(args, env) {
-  const cli = process.env.npm_execpath
-  if (cli && /\.[cm]?js$/.test(cli)) run(process.execPath, [cli, ...args], env)
-  else run(process.platform === 'win32' ? 'npm.cmd' : 'npm', args, env)
-}
+const npm = (args, env) => run(...npmCommand(args), env)
 
 /** Newest modification time (ms) under the given files and folders (skipping build outputs). */
 function newest(paths) {

@@ -10,6 +10,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+import { npmCommand } from '../npm-ci.mjs'
+
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..', '..')
 const [platform, appArg] = process.argv.slice(2)
@@ -17,11 +19,7 @@ if (!platform || !appArg) throw new Error('usage: install-app.mjs <platform> <ap
 const app = path.resolve(appArg)
 const [os, arch, libc] = platform.split('-')
 
-function npm(args, cwd) {
-  const cli = process.env.npm_execpath
-  const cmd = cli && /\.[cm]?js$/.test(cli) ? [process.execPath, cli] : [process.platform === 'win32' ? 'npm.cmd' : 'npm']
-  return execFileSync(cmd[0], [...cmd.slice(1), ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
-}
+const npm = (args, cwd) => execFileSync(...npmCommand(args), { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
 
 execFileSync(process.execPath, [path.join(root, 'scripts', 'stage-platform.mjs'), '--platform', platform], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
 fs.rmSync(app, { recursive: true, force: true })
