@@ -17,6 +17,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { npmCiIfChanged } from './npm-ci.mjs'
+import { PLATFORMS, platformOfTriple } from './platforms.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const log = (s) => process.stderr.write(`build-native: ${s}\n`)
@@ -30,16 +31,11 @@ const debug = args.includes('--debug')
 const host = execFileSync('rustc', ['-vV'], { cwd: root, encoding: 'utf8' }).match(/^host: (\S+)$/m)[1]
 const target = flag('--target') ?? host
 
-/** napi's platform suffix for a Rust triple (the part between `colbert.` and `.node`). */
-const PLATFORM = {
-  'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
-  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
-  'aarch64-apple-darwin': 'darwin-arm64',
-  'x86_64-pc-windows-msvc': 'win32-x64-msvc',
-  'aarch64-pc-windows-msvc': 'win32-arm64-msvc',
+const platform = platformOfTriple(target)
+if (!platform) {
+  const known = Object.values(PLATFORMS).map((p) => p.triple).join(', ')
+  throw new Error(`build-native: ${target} is not one of the targets we ship (${known})`)
 }
-const platform = PLATFORM[target]
-if (!platform) throw new Error(`build-native: ${target} is not one of the targets we ship (${Object.keys(PLATFORM).join(', ')})`)
 
 function ensureRustTarget(triple) {
   const installed = execFileSync('rustup', ['target', 'list', '--installed'], { cwd: root, encoding: 'utf8' }).split('\n')

@@ -1,6 +1,6 @@
 // Stages a platform package in npm/<platform>/: the built addon and the ONNX Runtime library from
 // the pinned onnxruntime-node, plus ONNX Runtime's licence notice. Release CI runs it on each
-// target; the package test runs it for the host; scripts/smoke-arm64.sh for linux-arm64-gnu.
+// target; the package test runs it for the host; scripts/smoke/arm64.sh for linux-arm64-gnu.
 //
 //   node scripts/stage-platform.mjs [--platform <name>]   (default: this machine's platform)
 //
@@ -11,23 +11,16 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+import { hostPlatform, PLATFORMS } from './platforms.mjs'
 import { rustNotices } from './rust-notices.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(import.meta.url)
-// name -> [node platform, node arch, ONNX Runtime library, Rust target]
-const PLATFORMS = {
-  'linux-x64-gnu': ['linux', 'x64', 'libonnxruntime.so.1', 'x86_64-unknown-linux-gnu'],
-  'linux-arm64-gnu': ['linux', 'arm64', 'libonnxruntime.so.1', 'aarch64-unknown-linux-gnu'],
-  'darwin-arm64': ['darwin', 'arm64', 'libonnxruntime.1.dylib', 'aarch64-apple-darwin'],
-  'win32-x64-msvc': ['win32', 'x64', 'onnxruntime.dll', 'x86_64-pc-windows-msvc'],
-  'win32-arm64-msvc': ['win32', 'arm64', 'onnxruntime.dll', 'aarch64-pc-windows-msvc'],
-}
-const hostName = Object.keys(PLATFORMS).find((n) => PLATFORMS[n][0] === process.platform && PLATFORMS[n][1] === process.arch)
+const hostName = hostPlatform()
 const i = process.argv.indexOf('--platform')
 const name = i >= 0 ? process.argv[i + 1] : hostName
 if (!name || !PLATFORMS[name]) throw new Error(`no platform package for ${name ?? `${process.platform}-${process.arch}`} (known: ${Object.keys(PLATFORMS).join(', ')})`)
-const [os, arch, lib, triple] = PLATFORMS[name]
+const { os, arch, ortLib: lib, triple } = PLATFORMS[name]
 const dir = path.join(root, 'npm', name)
 const addon = name === hostName ? path.join(root, `colbert.${name}.node`) : path.join(root, 'target', 'cross', name, `colbert.${name}.node`)
 if (!fs.existsSync(addon)) throw new Error(`${addon} is missing: run npm run build (or node scripts/build-native.mjs --target <triple>) first`)
