@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The `colbert` command (package.json "bin"): see src/cli.ts.
+// The `colbert` command (package.json "bin"): see src/cli/index.ts.
 'use strict'
-require('../dist/src/cli.js')
+require('../dist/src/cli/index.js')
   .main(process.argv.slice(2))
   .then((code) => {
     process.exitCode = code

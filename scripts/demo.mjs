@@ -10,7 +10,7 @@ import { createRequire } from 'node:module'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 process.chdir(root)
-const { main } = createRequire(import.meta.url)(path.join(root, 'dist', 'src', 'cli.js'))
+const { main } = createRequire(import.meta.url)(path.join(root, 'dist', 'src', 'cli', 'index.js'))
 
 const questions = process.argv.slice(2).length
   ? process.argv.slice(2)
