@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Golden retrieval metrics for `computeMetrics` (src/evaluate.ts), from the reference code itself.
+"""Golden retrieval metrics for `computeMetrics` (src/evaluate/metrics.ts), from the reference code itself.
 
 Usage:
     tools/.venv/bin/python tools/make_metrics_golden.py [--out __test__/fixtures/metrics/golden.json]
