@@ -133,11 +133,8 @@ function guardProgress(onProgress?: (p: EncodeProgress) => void) {
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgument('onProgress must be a function')
   const safe = guard(onProgress, 'onProgress')
   if (!safe) return undefined
-  // The native side calls back with (done, total); accept a [done, total] pair as well.
-  return (arg: [number, number] | number, second?: number) => {
-    const [done, total] = Array.isArray(arg) ? arg : [arg, second ?? 0]
-    safe({ done, total })
-  }
+  // The native side reports `encode` events: texts done of the total.
+  return ({ done, total }: Native.NativeProgress) => safe({ done, total })
 }
 
 /** A ColBERT model: encodes queries and documents into normalised token embeddings, as PyLate does. */

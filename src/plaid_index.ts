@@ -285,7 +285,10 @@ function addResult(info: Native.NativeCommitInfo): AddResult {
 
 /** Hands native commit progress on as `AddProgress` events (a fresh object per event). */
 function commitProgress(progress: (p: AddProgress) => void) {
-  return ({ stage, done, total }: Native.NativeCommitProgress) => progress({ stage, done, total })
+  return ({ stage, done, total }: Native.NativeProgress) => {
+    // A commit reports its own stages only (`encode` belongs to a model).
+    if (stage !== 'encode') progress({ stage, done, total })
+  }
 }
 
 function isAsyncIterable(x: unknown): x is AsyncIterable<DocumentBatch> {
@@ -488,7 +491,7 @@ export class PlaidIndex {
   /** The stored text and metadata of each id, in order; `null` for ids that are not in the index. */
   async documents(ids: readonly string[]): Promise<(StoredDocument | null)[]> {
     const checked = lookupIds(ids, 'ids')
-    let docs: (Native.NativeDocument | null)[]
+    let docs: (Native.NativeDocument | null | undefined)[]
     try {
       docs = await this.#native.documents(checked)
     } catch (e) {

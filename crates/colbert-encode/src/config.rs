@@ -619,6 +619,7 @@ fn resolve(
 mod tests {
     use super::*;
     use crate::fuzzing::{fixture_dirs, MemFiles};
+    use colbert_core::CodedError;
 
     fn tiny_bert() -> (MemFiles, Tokenizer) {
         let dir = &fixture_dirs()[0];

@@ -4,20 +4,20 @@
 //! (long first), into batches so that padding is small; each batch is run through ONNX Runtime,
 //! stripped of the rows PyLate drops, L2-normalised per token, and written back to its texts'
 //! places. Batches are scheduled on
-//! the shared thread budget ([`crate::schedule`]); a call keeps at most as many batches queued as it
+//! the shared thread budget ([`colbert_core::schedule`]); a call keeps at most as many batches queued as it
 //! can run at once, so concurrent calls interleave instead of queueing behind each other.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use colbert_embeddings::{normalize_rows, Embeddings};
+use colbert_core::schedule;
+use colbert_core::{normalize_rows, CancelToken, Embeddings, Progress, Stage};
 use ort::session::{RunOptions, Session};
 
 use crate::config::{ConfigOverrides, ModelConfig, ModelFolder, Precision};
 use crate::error::{EncodeError, Result};
-use crate::schedule;
 use crate::session::{self, BatchInputs, ExecutionProvider, GraphIo};
 use crate::tokenize::{Kind, TextTokenizer, Tokenized};
 
@@ -89,44 +89,8 @@ fn contains(mut reader: impl std::io::Read, name: &[u8], chunk: usize) -> std::i
     }
 }
 
-/// Cancels calls in flight: queued batches are skipped and running inference is terminated.
-#[derive(Clone, Default)]
-pub struct CancelToken {
-    inner: Arc<CancelInner>,
-}
-
-#[derive(Default)]
-struct CancelInner {
-    cancelled: AtomicBool,
-    running: Mutex<Vec<Arc<RunOptions>>>,
-}
-
-impl CancelToken {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn cancel(&self) {
-        self.inner.cancelled.store(true, Ordering::SeqCst);
-        for r in self
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            // Terminating a run that already finished is harmless.
-            let _ = r.terminate();
-        }
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.inner.cancelled.load(Ordering::SeqCst)
-    }
-}
-
-/// Progress of one call: texts done so far, out of the total.
-pub type ProgressFn = Arc<dyn Fn(usize, usize) + Send + Sync>;
+/// Progress of one call: [`Stage::Encode`] events, texts done so far out of the total.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 /// Receives the result of one call, exactly once.
 pub type DoneFn = Box<dyn FnOnce(Result<Embeddings>) + Send>;
 
@@ -366,16 +330,12 @@ impl Encoder {
             RunOptions::new()
                 .map_err(|e| EncodeError::Inference(format!("cannot create run options: {e}")))?,
         );
-        cancel
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::clone(&run_options));
-        // A cancel that raced with registration must still stop this run.
-        if cancel.is_cancelled() {
-            let _ = run_options.terminate();
-        }
+        // A cancel stops this run (also one that raced with the registration).
+        let stop = Arc::clone(&run_options);
+        let on_cancel = cancel.on_cancel(move || {
+            // Terminating a run that already finished is harmless.
+            let _ = stop.terminate();
+        });
         let mut session = self.take_session();
         let out = session
             .as_mut()
@@ -384,12 +344,7 @@ impl Encoder {
         if let Ok(s) = session {
             self.return_session(s);
         }
-        cancel
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|r| !Arc::ptr_eq(r, &run_options));
+        drop(on_cancel);
         if cancel.is_cancelled() {
             return Err(EncodeError::Aborted);
         }
@@ -474,7 +429,9 @@ impl Job {
                     if let Some(p) = &self.progress {
                         let total = self.tokens.len();
                         // A progress callback must never break the call.
-                        let _ = catch_unwind(AssertUnwindSafe(|| p(done, total)));
+                        let _ = catch_unwind(AssertUnwindSafe(|| {
+                            p(Progress::new(Stage::Encode, done, total))
+                        }));
                     }
                 }
                 Err(e) => self.fail(e),

@@ -32,9 +32,9 @@ pub enum EncodeError {
     Internal(String),
 }
 
-impl EncodeError {
+impl colbert_core::CodedError for EncodeError {
     /// The stable code that reaches JavaScript as `error.code`.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             Self::ModelNotFound(_) => "MODEL_NOT_FOUND",
             Self::ModelInvalid(_) => "MODEL_INVALID",
@@ -46,7 +46,9 @@ impl EncodeError {
             Self::Internal(_) => "INTERNAL",
         }
     }
+}
 
+impl EncodeError {
     pub(crate) fn invalid_file(path: &Path, what: impl std::fmt::Display) -> Self {
         Self::ModelInvalid(format!("{}: {what}", path.display()))
     }

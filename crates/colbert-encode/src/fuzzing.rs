@@ -21,6 +21,7 @@ use tokenizers::Tokenizer;
 use crate::config::{load_tokenizer, read_config, ConfigFiles, ConfigOverrides, ModelConfig};
 use crate::error::{EncodeError, Result};
 use crate::tokenize::{truncating, Kind, TextTokenizer, Tokenized};
+use colbert_core::CodedError;
 
 /// The JSON files the configuration is read from, in the order of a `model_config` input.
 /// Index 3 stands for the Dense module's `config.json`, wherever `modules.json` puts it.

@@ -1,20 +1,25 @@
 //! Exact MaxSim over `Embeddings` passed as typed arrays: synchronous (small inputs, e.g.
-//! reranking) and as a task on the shared scheduler (whole corpora, e.g. evaluation).
+//! reranking) and as a task on the shared scheduler (whole corpora, e.g. evaluation). Both run
+//! `colbert_core::maxsim` (blocked SGEMM), which checks its inputs.
 
-use colbert_embeddings::{maxsim as plain, maxsim_zero_padded, EmbeddingsView};
-use colbert_encode::schedule;
+use colbert_core::{
+    maxsim as plain, maxsim_zero_padded, schedule, EmbeddingsError, EmbeddingsView,
+};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::errors::embeddings_error;
+use crate::errors::OrThrow;
 use crate::tasks;
 
+/// Scores checked batches (`EmbeddingsView::new` validates each once).
 fn score(
-    q: EmbeddingsView<'_>,
-    d: EmbeddingsView<'_>,
-    zero_padded: bool,
-) -> std::result::Result<Vec<f32>, colbert_embeddings::EmbeddingsError> {
-    if zero_padded {
+    (q_dim, q_offsets, q_data): (u32, &[u32], &[f32]),
+    (d_dim, d_offsets, d_data): (u32, &[u32], &[f32]),
+    zero_padded: Option<bool>,
+) -> std::result::Result<Vec<f32>, EmbeddingsError> {
+    let q = EmbeddingsView::new(q_dim as usize, q_offsets, q_data)?;
+    let d = EmbeddingsView::new(d_dim as usize, d_offsets, d_data)?;
+    if zero_padded.unwrap_or(false) {
         maxsim_zero_padded(q, d)
     } else {
         plain(q, d)
@@ -22,9 +27,9 @@ fn score(
 }
 
 /// Exact MaxSim over real tokens: a row-major nQueries × nDocuments matrix. `zeroPadded`:
-/// PyLate's padded-batch semantics (see `colbert_embeddings::maxsim_zero_padded`).
+/// PyLate's padded-batch semantics (see `colbert_core::maxsim_zero_padded`).
 #[napi(catch_unwind)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // one JavaScript call's positional arguments
 pub fn maxsim(
     query_dim: u32,
     query_offsets: &[u32],
@@ -34,17 +39,18 @@ pub fn maxsim(
     document_data: &[f32],
     zero_padded: Option<bool>,
 ) -> Result<Float32Array> {
-    let q = EmbeddingsView::new(query_dim as usize, query_offsets, query_data)
-        .map_err(embeddings_error)?;
-    let d = EmbeddingsView::new(document_dim as usize, document_offsets, document_data)
-        .map_err(embeddings_error)?;
-    let scores = score(q, d, zero_padded.unwrap_or(false)).map_err(embeddings_error)?;
+    let scores = score(
+        (query_dim, query_offsets, query_data),
+        (document_dim, document_offsets, document_data),
+        zero_padded,
+    )
+    .or_throw()?;
     Ok(Float32Array::new(scores))
 }
 
 /// [`maxsim`] off the JavaScript thread, holding the whole thread budget.
-#[napi(catch_unwind, ts_return_type = "Promise<Float32Array>")]
-#[allow(clippy::too_many_arguments)]
+#[napi(catch_unwind)]
+#[allow(clippy::too_many_arguments)] // one JavaScript call's positional arguments
 pub fn maxsim_task<'env>(
     env: &'env Env,
     query_dim: u32,
@@ -54,29 +60,20 @@ pub fn maxsim_task<'env>(
     document_offsets: Uint32Array,
     document_data: Float32Array,
     zero_padded: Option<bool>,
-) -> Result<Object<'env>> {
+) -> Result<PromiseRaw<'env, Float32Array>> {
     // Copy before leaving the JavaScript thread: the caller may reuse its arrays.
     let (qo, qd) = (query_offsets.to_vec(), query_data.to_vec());
     let (dof, dd) = (document_offsets.to_vec(), document_data.to_vec());
-    EmbeddingsView::new(query_dim as usize, &qo, &qd).map_err(embeddings_error)?;
-    EmbeddingsView::new(document_dim as usize, &dof, &dd).map_err(embeddings_error)?;
     tasks::spawn(
         env,
         schedule::budget(),
         move || {
-            // Validated above, on the JavaScript thread.
-            let q = EmbeddingsView {
-                dim: query_dim as usize,
-                offsets: &qo,
-                data: &qd,
-            };
-            let d = EmbeddingsView {
-                dim: document_dim as usize,
-                offsets: &dof,
-                data: &dd,
-            };
-            score(q, d, zero_padded.unwrap_or(false)).map_err(embeddings_error)
+            Ok(score(
+                (query_dim, &qo, &qd),
+                (document_dim, &dof, &dd),
+                zero_padded,
+            )?)
         },
-        |v| Ok(Float32Array::new(v)),
+        Float32Array::new,
     )
 }

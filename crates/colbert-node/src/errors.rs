@@ -1,31 +1,65 @@
 //! Errors cross into JavaScript as `CODE: message`; the TypeScript layer (`src/errors.ts`) turns
 //! them into `ColbertError` with that `code`.
+//!
+//! Every engine error implements [`CodedError`], so one conversion serves them all: inside a task
+//! `?` turns any of them into a [`Coded`]; a synchronous entry point calls [`OrThrow::or_throw`].
 
-use colbert_embeddings::EmbeddingsError;
-use colbert_encode::EncodeError;
-use colbert_plaid::PlaidError;
+use colbert_core::CodedError;
 use napi::bindgen_prelude::*;
-use napi::JsDeferred;
 
-pub fn encode_error(e: EncodeError) -> Error {
-    Error::from_reason(format!("{}: {e}", e.code()))
+/// An error on its way to JavaScript.
+#[derive(Debug)]
+pub struct Coded {
+    code: &'static str,
+    message: String,
 }
 
-pub fn plaid_error(e: PlaidError) -> Error {
-    Error::from_reason(format!("{}: {e}", e.code()))
+impl<E: CodedError> From<E> for Coded {
+    fn from(e: E) -> Self {
+        Coded {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
 }
 
-pub fn embeddings_error(e: EmbeddingsError) -> Error {
-    Error::from_reason(format!("INVALID_ARGUMENT: {e}"))
+impl From<Coded> for Error {
+    fn from(c: Coded) -> Self {
+        Error::from_reason(format!("{}: {}", c.code, c.message))
+    }
 }
 
-pub fn invalid(msg: impl std::fmt::Display) -> Error {
-    Error::from_reason(format!("INVALID_ARGUMENT: {msg}"))
+/// A result whose error is on its way to JavaScript.
+pub type Outcome<T> = std::result::Result<T, Coded>;
+
+/// Engine results as napi results, for synchronous entry points.
+pub trait OrThrow<T> {
+    fn or_throw(self) -> Result<T>;
 }
 
-pub fn internal(msg: impl std::fmt::Display) -> Error {
-    Error::from_reason(format!("INTERNAL: {msg}"))
+impl<T, E: CodedError> OrThrow<T> for std::result::Result<T, E> {
+    fn or_throw(self) -> Result<T> {
+        self.map_err(|e| Coded::from(e).into())
+    }
 }
 
-/// A promise settled from another thread.
-pub type Settle<T> = JsDeferred<T, Box<dyn FnOnce(Env) -> Result<T> + Send>>;
+pub fn invalid(msg: impl std::fmt::Display) -> Coded {
+    Coded {
+        code: "INVALID_ARGUMENT",
+        message: msg.to_string(),
+    }
+}
+
+pub fn internal(msg: impl std::fmt::Display) -> Coded {
+    Coded {
+        code: "INTERNAL",
+        message: msg.to_string(),
+    }
+}
+
+pub fn closed(msg: impl std::fmt::Display) -> Coded {
+    Coded {
+        code: "CLOSED",
+        message: msg.to_string(),
+    }
+}

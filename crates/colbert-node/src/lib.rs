@@ -11,5 +11,6 @@ pub mod errors;
 pub mod file_lock;
 pub mod model;
 pub mod plaid_index;
+pub mod progress;
 pub mod runtime;
 pub mod tasks;

@@ -4,16 +4,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use colbert_core::{CancelToken as EngineCancel, Embeddings};
 use colbert_encode::{
-    CancelToken as EngineCancel, ConfigOverrides, EncodeRequest, Encoder, ExecutionProvider, Kind,
-    LoadOptions, Precision,
+    ConfigOverrides, EncodeRequest, Encoder, ExecutionProvider, Kind, LoadOptions, Precision,
+    ProgressFn,
 };
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use crate::errors::{encode_error, invalid, Settle};
-use crate::tasks;
+use crate::errors::{invalid, OrThrow, Outcome};
+use crate::progress::{reporter, OnProgressJs};
+use crate::tasks::{self, Pending};
 
 /// Options of `loadModel`, already validated by the TypeScript layer.
 #[napi(object)]
@@ -117,7 +118,7 @@ pub struct NativeModel {
     inner: Arc<Encoder>,
 }
 
-fn load_options(o: NativeLoadOptions) -> Result<LoadOptions> {
+fn load_options(o: NativeLoadOptions) -> Outcome<LoadOptions> {
     let execution_provider = match o.execution_provider.as_deref() {
         None | Some("cpu") => ExecutionProvider::Cpu,
         Some("cuda") => ExecutionProvider::Cuda,
@@ -149,19 +150,31 @@ fn load_options(o: NativeLoadOptions) -> Result<LoadOptions> {
 }
 
 /// Loads a model folder off the JavaScript thread (on the shared scheduler).
-#[napi(catch_unwind, ts_return_type = "Promise<NativeModel>")]
-pub fn load_model(env: &Env, dir: String, options: NativeLoadOptions) -> Result<Object<'_>> {
+#[napi(catch_unwind)]
+pub fn load_model(
+    env: &Env,
+    dir: String,
+    options: NativeLoadOptions,
+) -> Result<PromiseRaw<'_, NativeModel>> {
     let options = load_options(options)?;
     tasks::spawn(
         env,
         1,
-        move || Encoder::load(&PathBuf::from(dir), &options).map_err(encode_error),
-        |encoder| {
-            Ok(NativeModel {
-                inner: Arc::new(encoder),
-            })
+        move || Ok(Encoder::load(&PathBuf::from(dir), &options)?),
+        |encoder| NativeModel {
+            inner: Arc::new(encoder),
         },
     )
+}
+
+impl From<Embeddings> for NativeEmbeddings {
+    fn from(e: Embeddings) -> Self {
+        NativeEmbeddings {
+            dim: e.dim as u32,
+            offsets: Uint32Array::new(e.offsets),
+            data: Float32Array::new(e.data),
+        }
+    }
 }
 
 #[napi]
@@ -206,7 +219,7 @@ impl NativeModel {
         } else {
             Kind::Document
         };
-        let t = self.inner.tokenize(&text, kind).map_err(encode_error)?;
+        let t = self.inner.tokenize(&text, kind).or_throw()?;
         Ok(NativeTokenized {
             input_ids: t.input_ids,
             attention_mask: t.attention_mask,
@@ -215,10 +228,9 @@ impl NativeModel {
         })
     }
 
-    /// Encodes texts on the shared thread budget. `onProgress(done, total)` is called after each
+    /// Encodes texts on the shared thread budget. `onProgress` gets an `encode` event after each
     /// batch; it must not throw (the TypeScript layer guards it).
-    #[napi(catch_unwind, ts_return_type = "Promise<NativeEmbeddings>")]
-    #[allow(clippy::type_complexity)]
+    #[napi(catch_unwind)]
     pub fn encode<'env>(
         &self,
         env: &'env Env,
@@ -226,18 +238,11 @@ impl NativeModel {
         is_query: bool,
         batch_size: u32,
         cancel: &CancelToken,
-        on_progress: Option<ThreadsafeFunction<(u32, u32), (), (u32, u32), Status, false, true>>,
-    ) -> Result<Object<'env>> {
-        let (deferred, promise): (Settle<NativeEmbeddings>, _) = env.create_deferred()?;
-        let progress = on_progress.map(|f| {
-            let f = Arc::new(f);
-            Arc::new(move |done: usize, total: usize| {
-                f.call(
-                    (done as u32, total as u32),
-                    ThreadsafeFunctionCallMode::NonBlocking,
-                );
-            }) as colbert_encode::encode::ProgressFn
-        });
+        #[napi(ts_arg_type = "((progress: NativeProgress) => void) | undefined | null")]
+        on_progress: Option<OnProgressJs>,
+    ) -> Result<PromiseRaw<'env, NativeEmbeddings>> {
+        let (pending, promise) = Pending::new(env)?;
+        let progress = on_progress.map(|f| Arc::new(reporter(Some(f))) as ProgressFn);
         self.inner.encode_async(
             EncodeRequest {
                 texts,
@@ -250,15 +255,8 @@ impl NativeModel {
                 cancel: cancel.inner.clone(),
                 progress,
             },
-            Box::new(move |result| match result {
-                Ok(e) => deferred.resolve(Box::new(move |_| {
-                    Ok(NativeEmbeddings {
-                        dim: e.dim as u32,
-                        offsets: Uint32Array::new(e.offsets),
-                        data: Float32Array::new(e.data),
-                    })
-                })),
-                Err(e) => deferred.reject(encode_error(e)),
+            Box::new(move |result| {
+                pending.settle(result.map_err(Into::into), NativeEmbeddings::from)
             }),
         );
         Ok(promise)

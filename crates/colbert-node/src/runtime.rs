@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::errors::encode_error;
+use crate::errors::OrThrow;
 
 /// The ONNX Runtime library in use.
 #[napi(object)]
@@ -20,7 +20,7 @@ pub struct RuntimeInfo {
 /// library already loaded.
 #[napi(catch_unwind)]
 pub fn init_runtime(path: String) -> Result<RuntimeInfo> {
-    let rt = colbert_encode::runtime::init(&PathBuf::from(path)).map_err(encode_error)?;
+    let rt = colbert_encode::runtime::init(&PathBuf::from(path)).or_throw()?;
     Ok(RuntimeInfo {
         version: rt.version.clone(),
         path: rt.path.clone(),
@@ -39,11 +39,11 @@ pub fn runtime_info() -> Option<RuntimeInfo> {
 /// Sets the process-wide thread budget (before the first encode) and returns the budget in force.
 #[napi(catch_unwind)]
 pub fn set_thread_budget(threads: u32) -> u32 {
-    colbert_encode::schedule::set_budget(threads as usize) as u32
+    colbert_core::schedule::set_budget(threads as usize) as u32
 }
 
 /// The process-wide thread budget.
 #[napi(catch_unwind)]
 pub fn thread_budget() -> u32 {
-    colbert_encode::schedule::budget() as u32
+    colbert_core::schedule::budget() as u32
 }

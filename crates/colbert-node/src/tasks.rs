@@ -1,33 +1,64 @@
-//! Running engine work off the JavaScript thread: every call becomes a task on the shared
-//! scheduler (`colbert_encode::schedule`), holding permits of the one thread budget, and settles
-//! its promise when done; searches and other reads run on the scheduler's search pool instead,
-//! taking no permits ([`spawn_search`]). A panic becomes an `INTERNAL` error. Index writes first
-//! wait, without blocking any thread, for this process's write turn on their folder, so writes
-//! from one process are queued in order rather than refused.
+//! Running engine work off the JavaScript thread. Every asynchronous call goes through one of
+//! three lanes, each returning a typed promise (`PromiseRaw<R>`, so napi writes `Promise<R>` in
+//! `native.d.ts`):
+//! - [`spawn`]: bulk work (encode, MaxSim, a commit) on the shared scheduler
+//!   (`colbert_core::schedule`), holding permits of the one thread budget;
+//! - [`spawn_write`]: an index write, submitted once this process's earlier writes to the same
+//!   folder are done (waiting blocks no thread), so writes are queued in order, not refused;
+//! - [`spawn_search`]: a read (a search, stored documents, a filter scan, a refresh) on the
+//!   search pool, taking no permits, so it never waits for bulk work.
+//!
+//! `work` runs on a worker and may fail with any engine error (`?` makes it a [`Coded`]);
+//! `finish` builds the JavaScript value on the JavaScript thread. A panic becomes `INTERNAL`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use colbert_encode::schedule;
+use colbert_core::schedule;
 use colbert_plaid::WriteTurn;
 use napi::bindgen_prelude::*;
+use napi::JsDeferred;
 
-use crate::errors::{internal, Settle};
+use crate::errors::{internal, Outcome};
 
-/// Runs `work` on the scheduler with `permits` cores of the budget; `finish` builds the JS value
-/// on the JavaScript thread.
-pub fn spawn<T, R>(
-    env: &Env,
+type Resolver<R> = Box<dyn FnOnce(Env) -> Result<R> + Send>;
+
+/// A promise handed to JavaScript, settled later from any thread.
+pub struct Pending<R: ToNapiValue + 'static>(JsDeferred<R, Resolver<R>>);
+
+impl<R: ToNapiValue + 'static> Pending<R> {
+    /// Creates the promise (on the JavaScript thread).
+    pub fn new(env: &Env) -> Result<(Self, PromiseRaw<'_, R>)> {
+        let (deferred, promise) = env.create_deferred()?;
+        Ok((Pending(deferred), PromiseRaw::new(env.raw(), promise.raw())))
+    }
+
+    /// Settles with the outcome of `work`; `finish` runs on the JavaScript thread.
+    pub fn settle<T: Send + 'static>(
+        self,
+        outcome: Outcome<T>,
+        finish: impl FnOnce(T) -> R + Send + 'static,
+    ) {
+        match outcome {
+            Ok(value) => self.0.resolve(Box::new(move |_| Ok(finish(value)))),
+            Err(e) => self.0.reject(e.into()),
+        }
+    }
+}
+
+/// Runs `work` on the scheduler with `permits` cores of the budget.
+pub fn spawn<'env, T, R>(
+    env: &'env Env,
     permits: usize,
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-    finish: impl FnOnce(T) -> Result<R> + Send + 'static,
-) -> Result<Object<'_>>
+    work: impl FnOnce() -> Outcome<T> + Send + 'static,
+    finish: impl FnOnce(T) -> R + Send + 'static,
+) -> Result<PromiseRaw<'env, R>>
 where
     T: Send + 'static,
     R: ToNapiValue + 'static,
 {
-    let (deferred, promise): (Settle<R>, _) = env.create_deferred()?;
-    submit(deferred, permits, work, finish);
+    let (pending, promise) = Pending::new(env)?;
+    submit(pending, permits, work, finish);
     Ok(promise)
 }
 
@@ -37,27 +68,27 @@ pub fn spawn_write<'env, T, R>(
     env: &'env Env,
     dir: &Path,
     permits: usize,
-    work: impl FnOnce(WriteTurn) -> Result<T> + Send + 'static,
-    finish: impl FnOnce(T) -> Result<R> + Send + 'static,
-) -> Result<Object<'env>>
+    work: impl FnOnce(WriteTurn) -> Outcome<T> + Send + 'static,
+    finish: impl FnOnce(T) -> R + Send + 'static,
+) -> Result<PromiseRaw<'env, R>>
 where
     T: Send + 'static,
     R: ToNapiValue + 'static,
 {
-    let (deferred, promise): (Settle<R>, _) = env.create_deferred()?;
+    let (pending, promise) = Pending::new(env)?;
     WriteTurn::queue(dir, move |turn| {
-        submit(deferred, permits, move || work(turn), finish)
+        submit(pending, permits, move || work(turn), finish)
     });
     Ok(promise)
 }
 
-/// Runs a read (a search, stored documents, a filter scan, a refresh) on the search pool: no
-/// permits, so it never waits for bulk work, and concurrent reads run in parallel.
-pub fn spawn_search<T, R>(
-    env: &Env,
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-    finish: impl FnOnce(T) -> Result<R> + Send + 'static,
-) -> Result<Object<'_>>
+/// Runs a read on the search pool: no permits, so it never waits for bulk work, and concurrent
+/// reads run in parallel.
+pub fn spawn_search<'env, T, R>(
+    env: &'env Env,
+    work: impl FnOnce() -> Outcome<T> + Send + 'static,
+    finish: impl FnOnce(T) -> R + Send + 'static,
+) -> Result<PromiseRaw<'env, R>>
 where
     T: Send + 'static,
     R: ToNapiValue + 'static,
@@ -66,40 +97,30 @@ where
         // No search pool could be started: run as a one-permit task of the scheduler.
         return spawn(env, 1, work, finish);
     };
-    let (deferred, promise): (Settle<R>, _) = env.create_deferred()?;
-    pool.spawn(move || settle(deferred, catch_unwind(AssertUnwindSafe(work)), finish));
+    let (pending, promise) = Pending::new(env)?;
+    pool.spawn(move || pending.settle(guarded(work), finish));
     Ok(promise)
 }
 
-/// Settles `deferred` with the outcome of a task (a panic is `INTERNAL`).
-fn settle<T, R>(
-    deferred: Settle<R>,
-    outcome: std::thread::Result<Result<T>>,
-    finish: impl FnOnce(T) -> Result<R> + Send + 'static,
-) where
-    T: Send + 'static,
-    R: ToNapiValue + 'static,
-{
-    match outcome.unwrap_or_else(|_| Err(internal("the operation panicked"))) {
-        Ok(value) => deferred.resolve(Box::new(move |_| finish(value))),
-        Err(e) => deferred.reject(e),
-    }
+/// Runs `work`, turning a panic into `INTERNAL`.
+fn guarded<T>(work: impl FnOnce() -> Outcome<T>) -> Outcome<T> {
+    catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|_| Err(internal("the operation panicked")))
 }
 
 fn submit<T, R>(
-    deferred: Settle<R>,
+    pending: Pending<R>,
     permits: usize,
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-    finish: impl FnOnce(T) -> Result<R> + Send + 'static,
+    work: impl FnOnce() -> Outcome<T> + Send + 'static,
+    finish: impl FnOnce(T) -> R + Send + 'static,
 ) where
     T: Send + 'static,
     R: ToNapiValue + 'static,
 {
     schedule::submit(move || {
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let outcome = guarded(|| {
             let _permit = schedule::acquire(permits);
             work()
-        }));
-        settle(deferred, outcome, finish)
+        });
+        pending.settle(outcome, finish)
     });
 }

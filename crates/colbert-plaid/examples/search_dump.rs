@@ -2,6 +2,7 @@
 //! folder, without Node, and prints the batch time.
 //!
 //!   cargo run --release -p colbert-plaid --example search_dump -- <dump> <index> [nProbe:candidates] [rounds]
+use colbert_core::CancelToken;
 use colbert_plaid::{Embeddings, PlaidIndex, SearchParams};
 
 fn read_u32(path: &std::path::Path) -> Vec<u32> {
@@ -35,7 +36,9 @@ fn main() {
     };
     for _ in 0..rounds {
         let t = std::time::Instant::now();
-        let hits = index.search(q.view(), &p, None, &|| false).expect("search");
+        let hits = index
+            .search(q.view(), &p, None, &CancelToken::new())
+            .expect("search");
         let s = t.elapsed().as_secs_f64();
         println!(
             "{} queries in {:.3} s = {:.1} QPS",

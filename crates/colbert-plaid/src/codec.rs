@@ -171,7 +171,7 @@ impl ResidualCodec {
                 o[s] = c[s] + w[s];
             }
         }
-        let norm = colbert_embeddings::kernels::dot(out, out).sqrt().max(1e-12);
+        let norm = colbert_core::kernels::dot(out, out).sqrt().max(1e-12);
         let inv = 1.0 / norm;
         for v in out.iter_mut() {
             *v *= inv;

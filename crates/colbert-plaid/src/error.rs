@@ -39,10 +39,10 @@ pub enum PlaidError {
     Internal(String),
 }
 
-impl PlaidError {
+impl colbert_core::CodedError for PlaidError {
     /// Stable code for bindings: `INDEX_NOT_FOUND`, `INDEX_EXISTS`, `INDEX_FORMAT_UNSUPPORTED`,
     /// `INDEX_CORRUPT`, `INDEX_LOCKED`, `INVALID_ARGUMENT`, `ABORTED`, `CLOSED`, `IO`, `INTERNAL`.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             PlaidError::NotFound(_) => "INDEX_NOT_FOUND",
             PlaidError::Exists(_) => "INDEX_EXISTS",
@@ -56,7 +56,9 @@ impl PlaidError {
             PlaidError::Internal(_) => "INTERNAL",
         }
     }
+}
 
+impl PlaidError {
     pub(crate) fn io(context: &str, path: &Path, e: std::io::Error) -> Self {
         PlaidError::Io(format!("{context} {}: {e}", path.display()))
     }

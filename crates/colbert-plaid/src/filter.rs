@@ -260,6 +260,7 @@ fn eval(n: &Node, m: &Map<String, Value>) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use colbert_core::CodedError;
 
     fn m(s: &str) -> Map<String, Value> {
         serde_json::from_str(s).unwrap()

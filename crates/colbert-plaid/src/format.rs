@@ -535,6 +535,7 @@ impl Container {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use colbert_core::CodedError;
 
     #[test]
     fn round_trip_and_detect_flips() {

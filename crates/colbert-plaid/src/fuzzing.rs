@@ -19,7 +19,7 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use colbert_embeddings::Embeddings;
+use colbert_core::{CancelToken, CodedError, Embeddings};
 use serde_json::{Map, Value};
 
 use crate::error::PlaidError;
@@ -350,7 +350,7 @@ fn exercise_segment(seg: Segment, cb: Codebook, nbits: u8) {
                 }),
             ];
             for s in subsets {
-                match search::search(&snap, queries.view(), p, s, &|| false) {
+                match search::search(&snap, queries.view(), p, s, &CancelToken::new()) {
                     Ok(hits) => {
                         for h in hits.iter().flatten() {
                             assert!(!h.score.is_nan(), "NaN score");

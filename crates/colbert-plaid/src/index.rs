@@ -1,11 +1,13 @@
 //! [`PlaidIndex`]: the handle bindings use. Cheap to share (`Send + Sync`, clone or wrap in
 //! `Arc`); every search runs on an immutable snapshot, so readers never wait for writers, and
-//! on its own pool ([`Pools`]), so it never queues behind a write's parallel work.
+//! on the process's search pool (`colbert_core::schedule`), so it never queues behind a
+//! write's parallel work, which runs on the write pool.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use colbert_embeddings::{Embeddings, EmbeddingsView};
+use colbert_core::schedule;
+use colbert_core::{CancelToken, Embeddings, EmbeddingsView, OnProgress};
 
 use crate::error::{PlaidError, Result};
 use crate::filter::Filter;
@@ -14,42 +16,9 @@ use crate::manifest::{self, Manifest, StoredOptions, MANIFEST};
 use crate::search::{self, Hit, SearchParams};
 use crate::snapshot::Snapshot;
 use crate::storage::{self, WriteTurn, WriterLock};
-use crate::writer::{CommitInfo, DocumentFields, Mode, Progress, Writer};
+use crate::writer::{CommitInfo, DocumentFields, Mode, Writer};
 
-/// The rayon pools a handle runs its parallel work on. Searches and writes take separate pools,
-/// so that a search never queues behind the parallel sections of a commit, a compaction or a
-/// rebuild. `None`: rayon's global pool (or the handle's own pool when `threads` is set).
-#[derive(Clone, Default)]
-pub struct Pools {
-    pub search: Option<Arc<rayon::ThreadPool>>,
-    pub write: Option<Arc<rayon::ThreadPool>>,
-}
-
-impl std::fmt::Debug for Pools {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let threads =
-            |p: &Option<Arc<rayon::ThreadPool>>| p.as_ref().map(|p| p.current_num_threads());
-        f.debug_struct("Pools")
-            .field("search", &threads(&self.search))
-            .field("write", &threads(&self.write))
-            .finish()
-    }
-}
-
-impl PartialEq for Pools {
-    fn eq(&self, other: &Self) -> bool {
-        let same =
-            |a: &Option<Arc<rayon::ThreadPool>>, b: &Option<Arc<rayon::ThreadPool>>| match (a, b) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            };
-        same(&self.search, &other.search) && same(&self.write, &other.write)
-    }
-}
-
-/// Options for [`PlaidIndex::create`] (training options are persisted; `threads` and `pools`
-/// are not).
+/// Options for [`PlaidIndex::create`] (persisted in the manifest).
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexOptions {
     /// Bits per residual dimension: 1, 2 or 4 (default 4).
@@ -62,10 +31,6 @@ pub struct IndexOptions {
     pub seed: u64,
     /// k-means point cap per centroid (default 256).
     pub max_points_per_centroid: usize,
-    /// Threads for this handle's work (`None`: rayon's global pool).
-    pub threads: Option<usize>,
-    /// Shared pools for searches and writes; where set, they take precedence over `threads`.
-    pub pools: Pools,
 }
 
 impl Default for IndexOptions {
@@ -76,8 +41,6 @@ impl Default for IndexOptions {
             num_centroids: None,
             seed: 42,
             max_points_per_centroid: 256,
-            threads: None,
-            pools: Pools::default(),
         }
     }
 }
@@ -93,10 +56,9 @@ impl IndexOptions {
         if self.kmeans_iterations == 0
             || self.max_points_per_centroid == 0
             || self.num_centroids == Some(0)
-            || self.threads == Some(0)
         {
             return Err(PlaidError::invalid(
-                "kmeans_iterations, max_points_per_centroid, num_centroids and threads must be positive",
+                "kmeans_iterations, max_points_per_centroid and num_centroids must be positive",
             ));
         }
         Ok(StoredOptions {
@@ -107,15 +69,6 @@ impl IndexOptions {
             max_points_per_centroid: self.max_points_per_centroid,
         })
     }
-}
-
-/// Options for [`PlaidIndex::open_with`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct OpenOptions {
-    /// Threads for this handle's work (`None`: rayon's global pool).
-    pub threads: Option<usize>,
-    /// Shared pools for searches and writes; where set, they take precedence over `threads`.
-    pub pools: Pools,
 }
 
 /// A summary of the current generation.
@@ -168,7 +121,6 @@ pub struct DriftInfo {
 pub(crate) struct Inner {
     pub dir: PathBuf,
     state: RwLock<Option<Arc<Snapshot>>>,
-    pools: Pools,
 }
 
 impl Inner {
@@ -188,20 +140,14 @@ impl Inner {
         }
     }
 
-    /// Runs a search's parallel work on the search pool.
+    /// Runs a search's parallel work on the process's search pool.
     pub fn install_search<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match &self.pools.search {
-            Some(p) => p.install(f),
-            None => f(),
-        }
+        install(schedule::search_pool(), f)
     }
 
-    /// Runs a write's parallel work on the write pool.
+    /// Runs a write's parallel work on the process's write pool.
     pub fn install_write<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match &self.pools.write {
-            Some(p) => p.install(f),
-            None => f(),
-        }
+        install(schedule::write_pool(), f)
     }
 
     /// Re-reads the manifest; publishes and returns the new snapshot if it changed.
@@ -240,25 +186,12 @@ fn open_snapshot(dir: &Path, first: Option<Manifest>, prev: Option<&Snapshot>) -
     }
 }
 
-/// The handle's pools: the shared ones given, else one pool of its own of `threads` threads
-/// for both searches and writes, else rayon's global pool.
-fn build_pools(threads: Option<usize>, given: &Pools) -> Result<Pools> {
-    if given.search.is_some() && given.write.is_some() {
-        return Ok(given.clone());
+/// Runs `f` on `pool` (on the calling thread where no pool could be started).
+fn install<R: Send>(pool: Option<Arc<rayon::ThreadPool>>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
     }
-    let own = threads
-        .map(|n| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map(Arc::new)
-                .map_err(|e| PlaidError::Internal(format!("thread pool: {e}")))
-        })
-        .transpose()?;
-    Ok(Pools {
-        search: given.search.clone().or_else(|| own.clone()),
-        write: given.write.clone().or(own),
-    })
 }
 
 /// A PLAID index on disk. See the crate documentation for the file format and pipeline.
@@ -298,7 +231,6 @@ impl PlaidIndex {
         turn: WriteTurn,
     ) -> Result<PlaidIndex> {
         let stored = options.stored()?;
-        let pools = build_pools(options.threads, &options.pools)?;
         std::fs::create_dir_all(dir).map_err(|e| PlaidError::io("creating", dir, e))?;
         let non_empty = std::fs::read_dir(dir)
             .map_err(|e| PlaidError::io("listing", dir, e))?
@@ -333,7 +265,6 @@ impl PlaidIndex {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 state: RwLock::new(Some(Arc::new(snap))),
-                pools,
             }),
         })
     }
@@ -341,14 +272,6 @@ impl PlaidIndex {
     /// Opens an existing index (`INDEX_NOT_FOUND`, `INDEX_FORMAT_UNSUPPORTED`, `INDEX_CORRUPT`).
     /// Files are memory-mapped; nothing is merged or rewritten.
     pub fn open(dir: &Path) -> Result<PlaidIndex> {
-        Self::open_with(dir, OpenOptions::default())
-    }
-
-    pub fn open_with(dir: &Path, options: OpenOptions) -> Result<PlaidIndex> {
-        if options.threads == Some(0) {
-            return Err(PlaidError::invalid("threads must be positive"));
-        }
-        let pools = build_pools(options.threads, &options.pools)?;
         let snap = open_snapshot(dir, None, None)?;
         // Best effort: collect files of crashed transactions or old generations. The lock is
         // only tried when there is garbage, so opening rarely makes a writer see INDEX_LOCKED.
@@ -364,7 +287,6 @@ impl PlaidIndex {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 state: RwLock::new(Some(Arc::new(snap))),
-                pools,
             }),
         })
     }
@@ -449,11 +371,7 @@ impl PlaidIndex {
     /// without retraining (unlike [`Self::rebuild`], nothing is re-encoded: codes and
     /// residuals are copied). One transaction; a no-op on an index with at most one segment
     /// and no deleted documents.
-    pub fn compact(
-        &self,
-        cancel: &(dyn Fn() -> bool + Sync),
-        progress: &(dyn Fn(Progress) + Sync),
-    ) -> Result<CommitInfo> {
+    pub fn compact(&self, cancel: &CancelToken, progress: OnProgress<'_>) -> Result<CommitInfo> {
         self.writer()?.compact(cancel, progress)
     }
 
@@ -473,7 +391,7 @@ impl PlaidIndex {
         queries: EmbeddingsView<'_>,
         params: &SearchParams,
         subset: Option<&[String]>,
-        cancel: &(dyn Fn() -> bool + Sync),
+        cancel: &CancelToken,
     ) -> Result<Vec<Vec<Hit>>> {
         self.search_where(queries, params, subset, None, cancel)
     }
@@ -486,7 +404,7 @@ impl PlaidIndex {
         params: &SearchParams,
         subset: Option<&[String]>,
         filter: Option<&Filter>,
-        cancel: &(dyn Fn() -> bool + Sync),
+        cancel: &CancelToken,
     ) -> Result<Vec<Vec<Hit>>> {
         let snap = self.inner.snapshot()?;
         self.inner.install_search(|| {
@@ -555,8 +473,8 @@ impl PlaidIndex {
     pub fn rebuild(
         &self,
         options: Option<&IndexOptions>,
-        cancel: &(dyn Fn() -> bool + Sync),
-        progress: &(dyn Fn(Progress) + Sync),
+        cancel: &CancelToken,
+        progress: OnProgress<'_>,
     ) -> Result<CommitInfo> {
         self.writer()?.rebuild(options, cancel, progress)
     }

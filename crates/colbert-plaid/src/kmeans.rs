@@ -4,7 +4,8 @@
 
 use crate::error::{PlaidError, Result};
 use crate::rng::Rng;
-use colbert_embeddings::kernels::{argmax_centroids, dot};
+use colbert_core::kernels::{argmax_centroids, dot};
+use colbert_core::CancelToken;
 
 /// Documents sampled for k-means: `min(1 + 16·sqrt(120·N), N)` (ColBERT `_sample_pids`).
 pub fn sample_docs_count(n_docs: usize) -> usize {
@@ -34,7 +35,7 @@ pub fn kmeans(
     data: &[f32],
     dim: usize,
     cfg: KMeansConfig,
-    cancel: &(dyn Fn() -> bool + Sync),
+    cancel: &CancelToken,
     on_iteration: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<f32>> {
     kmeans_rows(data, None, dim, cfg, cancel, on_iteration)
@@ -52,7 +53,7 @@ pub fn kmeans_rows(
     rows: Option<&[usize]>,
     dim: usize,
     cfg: KMeansConfig,
-    cancel: &(dyn Fn() -> bool + Sync),
+    cancel: &CancelToken,
     on_iteration: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<f32>> {
     use rayon::prelude::*;
@@ -96,7 +97,7 @@ pub fn kmeans_rows(
     let mut counts = vec![0usize; k];
     let mut assign: Vec<(u32, f32)> = Vec::new();
     for it in 0..cfg.iterations {
-        if cancel() {
+        if cancel.is_cancelled() {
             return Err(PlaidError::Aborted);
         }
         let bias: Vec<f32> = centroids.chunks_exact(dim).map(|c| -dot(c, c)).collect();
@@ -146,7 +147,7 @@ pub fn kmeans_rows(
         }
         on_iteration(it + 1);
     }
-    colbert_embeddings::normalize_rows(dim, &mut centroids);
+    colbert_core::normalize_rows(dim, &mut centroids);
     Ok(centroids)
 }
 
@@ -190,8 +191,8 @@ mod tests {
             seed: 9,
             max_points_per_centroid: 256,
         };
-        let a = kmeans(&data, dim, cfg, &|| false, &|_| {}).unwrap();
-        let b = kmeans(&data, dim, cfg, &|| false, &|_| {}).unwrap();
+        let a = kmeans(&data, dim, cfg, &CancelToken::new(), &|_| {}).unwrap();
+        let b = kmeans(&data, dim, cfg, &CancelToken::new(), &|_| {}).unwrap();
         assert_eq!(a, b);
         for c in a.chunks_exact(dim) {
             assert!((dot(c, c) - 1.0).abs() < 1e-5);
@@ -201,7 +202,7 @@ mod tests {
             .num_threads(1)
             .build()
             .unwrap();
-        let c = pool.install(|| kmeans(&data, dim, cfg, &|| false, &|_| {}).unwrap());
+        let c = pool.install(|| kmeans(&data, dim, cfg, &CancelToken::new(), &|_| {}).unwrap());
         assert_eq!(a, c);
         // Reading the rows in place (by row number) gives the same centroids as a copy.
         let rows: Vec<usize> = (0..data.len() / dim).rev().step_by(2).collect();
@@ -209,11 +210,12 @@ mod tests {
             .iter()
             .flat_map(|&r| data[r * dim..(r + 1) * dim].to_vec())
             .collect();
-        let by_copy = kmeans(&copy, dim, cfg, &|| false, &|_| {}).unwrap();
-        let in_place = kmeans_rows(&data, Some(&rows), dim, cfg, &|| false, &|_| {}).unwrap();
+        let by_copy = kmeans(&copy, dim, cfg, &CancelToken::new(), &|_| {}).unwrap();
+        let in_place =
+            kmeans_rows(&data, Some(&rows), dim, cfg, &CancelToken::new(), &|_| {}).unwrap();
         assert_eq!(by_copy, in_place);
         let other = KMeansConfig { seed: 10, ..cfg };
-        let d = kmeans(&data, dim, other, &|| false, &|_| {}).unwrap();
+        let d = kmeans(&data, dim, other, &CancelToken::new(), &|_| {}).unwrap();
         assert_eq!(d.len(), a.len());
     }
 
@@ -228,14 +230,16 @@ mod tests {
             max_points_per_centroid: 10,
         };
         assert_eq!(
-            kmeans(&data, dim, cfg, &|| false, &|_| {}).unwrap().len(),
+            kmeans(&data, dim, cfg, &CancelToken::new(), &|_| {})
+                .unwrap()
+                .len(),
             16
         );
         assert!(matches!(
-            kmeans(&data, dim, cfg, &|| true, &|_| {}),
+            kmeans(&data, dim, cfg, &CancelToken::cancelled_after(0), &|_| {}),
             Err(PlaidError::Aborted)
         ));
         let too_many = KMeansConfig { k: 1000, ..cfg };
-        assert!(kmeans(&data, dim, too_many, &|| false, &|_| {}).is_err());
+        assert!(kmeans(&data, dim, too_many, &CancelToken::new(), &|_| {}).is_err());
     }
 }

@@ -24,11 +24,11 @@ mod snapshot;
 mod storage;
 mod writer;
 
-pub use colbert_embeddings::{Embeddings, EmbeddingsView};
+pub use colbert_core::{Embeddings, EmbeddingsView};
 pub use error::{PlaidError, Result};
 pub use filter::Filter;
 pub use format::FORMAT_VERSION;
-pub use index::{DriftInfo, IndexInfo, IndexOptions, OpenOptions, PlaidIndex, Pools};
+pub use index::{DriftInfo, IndexInfo, IndexOptions, PlaidIndex};
 pub use search::{Hit, SearchParams};
 pub use storage::WriteTurn;
-pub use writer::{CommitInfo, DocumentFields, Progress, Writer, MIN_OUTLIERS_FOR_EXPANSION};
+pub use writer::{CommitInfo, DocumentFields, Writer, MIN_OUTLIERS_FOR_EXPANSION};

@@ -204,6 +204,7 @@ pub(crate) fn read(dir: &Path) -> Result<Manifest> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use colbert_core::CodedError;
 
     fn opts() -> StoredOptions {
         StoredOptions {

@@ -17,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
+use colbert_core::CancelToken;
 use memmap2::Mmap;
 
 use crate::error::{PlaidError, Result};
@@ -66,7 +67,7 @@ pub(crate) fn merge_segments(
     sources: &[&Segment],
     keep: &(dyn Fn(u32) -> bool + Sync),
     created: &mut Vec<PathBuf>,
-    cancel: &(dyn Fn() -> bool + Sync),
+    cancel: &CancelToken,
 ) -> Result<Option<SegmentMeta>> {
     let &MergeOutput {
         dir,
@@ -137,7 +138,7 @@ pub(crate) fn merge_segments(
         for &(a, b) in r {
             let mut t0 = a;
             while t0 < b {
-                if cancel() {
+                if cancel.is_cancelled() {
                     return Err(PlaidError::Aborted);
                 }
                 let t1 = (t0 + COPY_TOKENS).min(b);
@@ -170,7 +171,7 @@ pub(crate) fn merge_segments(
         }
     }
     let map: Option<Mmap> = spill.as_mut().map(Spill::map).transpose()?.flatten();
-    if cancel() {
+    if cancel.is_cancelled() {
         return Err(PlaidError::Aborted);
     }
     writer
@@ -188,7 +189,8 @@ mod tests {
     use crate::index::{IndexOptions, PlaidIndex};
     use crate::rng::Rng;
     use crate::writer::DocumentFields;
-    use colbert_embeddings::Embeddings;
+    use colbert_core::CodedError;
+    use colbert_core::Embeddings;
 
     /// `n` documents of 3–12 random unit tokens (dim 16) with ids `{prefix}{i}`; every third
     /// one has stored text and metadata.
@@ -201,7 +203,7 @@ mod tests {
             .map(|_| {
                 let t = 3 + rng.below(10);
                 let mut v: Vec<f32> = (0..t * 16).map(|_| rng.gauss()).collect();
-                colbert_embeddings::normalize_rows(16, &mut v);
+                colbert_core::normalize_rows(16, &mut v);
                 v
             })
             .collect();
@@ -235,7 +237,7 @@ mod tests {
             let (ids, e, f) = docs(&mut rng, prefix, n);
             let mut w = idx.writer().unwrap();
             w.push_documents(ids, e.view(), Some(&f)).unwrap();
-            let info = w.commit(&|| false, &|_| {}).unwrap();
+            let info = w.commit(&CancelToken::new(), &|_| {}).unwrap();
             assert_eq!(info.merged_segments, 0);
         }
         let snap = idx.snapshot().unwrap();
@@ -250,9 +252,15 @@ mod tests {
             row_bytes: rb,
         };
         let mut created = Vec::new();
-        let meta = merge_segments(&output(99), &sources, &|_| true, &mut created, &|| false)
-            .unwrap()
-            .unwrap();
+        let meta = merge_segments(
+            &output(99),
+            &sources,
+            &|_| true,
+            &mut created,
+            &CancelToken::new(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(created.len(), 1);
         assert_eq!((meta.doc_start, meta.n_docs), (0, 205));
         assert_eq!(
@@ -306,7 +314,13 @@ mod tests {
         assert!(postings >= 205);
         // Cancelled: an error, and the caller is told which file to delete.
         let mut created = Vec::new();
-        let r = merge_segments(&output(100), &sources, &|_| true, &mut created, &|| true);
+        let r = merge_segments(
+            &output(100),
+            &sources,
+            &|_| true,
+            &mut created,
+            &CancelToken::cancelled_after(0),
+        );
         assert_eq!(r.err().map(|e| e.code()), Some("ABORTED"));
         assert_eq!(created.len(), 1);
         // Dropping documents: the survivors, in order, renumbered from 0; each IVF list is the
@@ -314,9 +328,15 @@ mod tests {
         let keep = |d: u32| d % 3 != 1;
         let renumber = |d: u32| d - d.div_ceil(3);
         let mut created = Vec::new();
-        let meta = merge_segments(&output(101), &sources, &keep, &mut created, &|| false)
-            .unwrap()
-            .unwrap();
+        let meta = merge_segments(
+            &output(101),
+            &sources,
+            &keep,
+            &mut created,
+            &CancelToken::new(),
+        )
+        .unwrap()
+        .unwrap();
         let kept: Vec<u32> = (0..205).filter(|&d| keep(d)).collect();
         assert_eq!((meta.doc_start, meta.n_docs as usize), (0, kept.len()));
         let thinned = Segment::open(&dir, &meta, rb).unwrap();
@@ -347,7 +367,13 @@ mod tests {
         drop(thinned);
         // Nothing kept: no segment, no file.
         let mut created = Vec::new();
-        let none = merge_segments(&output(102), &sources, &|_| false, &mut created, &|| false);
+        let none = merge_segments(
+            &output(102),
+            &sources,
+            &|_| false,
+            &mut created,
+            &CancelToken::new(),
+        );
         assert!(none.unwrap().is_none() && created.is_empty());
         // A later commit reuses the open, verified segments and codebook it keeps.
         assert_eq!(idx.delete(&["a0".to_string()]).unwrap(), 1);

@@ -33,7 +33,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use colbert_embeddings::EmbeddingsView;
+use colbert_core::{CancelToken, EmbeddingsView, OnProgress, Progress, Stage};
 use memmap2::Mmap;
 use rayon::prelude::*;
 
@@ -48,7 +48,7 @@ use crate::rng::Rng;
 use crate::segment::{Segment, SegmentWriter, StagedFields};
 use crate::snapshot::{Codebook, Snapshot, Tombstones};
 use crate::storage::{self, Spill, WriterLock};
-use colbert_embeddings::kernels::{argmax_centroids, dot};
+use colbert_core::kernels::{argmax_centroids, dot};
 
 /// Tokens compressed per chunk.
 const CHUNK_TOKENS: usize = 32_768;
@@ -59,28 +59,6 @@ pub const MIN_OUTLIERS_FOR_EXPANSION: usize = 64;
 /// Up to this many new rows, the expansion scan's nearest centroids are kept for encoding
 /// (8 B each: code and score).
 const KEEP_CODES: usize = 1 << 24;
-
-/// A stage of a commit, reported through the `progress` callback.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Progress {
-    /// Documents sampled for k-means (first training only).
-    Sampling { documents: usize, tokens: usize },
-    /// A k-means iteration finished (`centroids` being trained).
-    KMeans {
-        iteration: usize,
-        total: usize,
-        centroids: usize,
-    },
-    /// Outlier scan for centroid expansion finished.
-    Expansion {
-        outliers: usize,
-        new_centroids: usize,
-    },
-    /// Documents compressed so far.
-    Compress { done: usize, total: usize },
-    /// Writing the IVF, checksums, fsync and the manifest switch.
-    Writing,
-}
 
 /// What is stored with a document besides its embeddings: its text and metadata (the text of
 /// a JSON object; search filters match it). Both are optional.
@@ -191,18 +169,14 @@ impl Writer {
     pub fn delete_and_commit(mut self, ids: &[String]) -> Result<usize> {
         let n = self.delete(ids)?;
         if n > 0 {
-            self.commit(&|| false, &|_| {})?;
+            self.commit(&CancelToken::new(), &|_| {})?;
         }
         Ok(n)
     }
 
     /// Merges every segment into one, dropping deleted documents, and commits: nothing is
     /// re-encoded. A no-op on an index with at most one segment and nothing deleted.
-    pub fn compact(
-        mut self,
-        cancel: &(dyn Fn() -> bool + Sync),
-        progress: &(dyn Fn(Progress) + Sync),
-    ) -> Result<CommitInfo> {
+    pub fn compact(mut self, cancel: &CancelToken, progress: OnProgress<'_>) -> Result<CommitInfo> {
         if !self.ids.is_empty() || !self.deletes.is_empty() {
             return Err(PlaidError::invalid(
                 "compact must be a transaction of its own",
@@ -272,6 +246,27 @@ impl Writer {
         self.push_documents(ids, embeddings, None)
     }
 
+    /// [`Self::push_documents`] replacing live documents that have the same ids (an upsert):
+    /// they are deleted in this transaction, so searches see either the old documents or the
+    /// new ones. Fails changing nothing, as `push_documents` does.
+    pub fn upsert_documents(
+        &mut self,
+        ids: Vec<String>,
+        embeddings: EmbeddingsView<'_>,
+        fields: Option<&[DocumentFields]>,
+    ) -> Result<()> {
+        let staged = self.deletes.len();
+        self.delete(&ids)?;
+        let pushed = self.push_documents(ids, embeddings, fields);
+        if pushed.is_err() {
+            // Unstage this call's deletions: a failed call changes nothing.
+            for doc in self.deletes.drain(staged..) {
+                self.delete_set.remove(&doc);
+            }
+        }
+        pushed
+    }
+
     /// [`Self::push`] with the text and metadata to store with each document (`fields[i]`
     /// belongs to `ids[i]`). Metadata must be the text of a JSON object.
     pub fn push_documents(
@@ -281,7 +276,7 @@ impl Writer {
         fields: Option<&[DocumentFields]>,
     ) -> Result<()> {
         self.inner.check_open()?;
-        colbert_embeddings::validate(embeddings.dim, embeddings.offsets, embeddings.data)
+        colbert_core::validate(embeddings.dim, embeddings.offsets, embeddings.data)
             .map_err(|e| PlaidError::invalid(e.to_string()))?;
         if ids.len() != embeddings.len() {
             return Err(PlaidError::invalid(format!(
@@ -430,8 +425,8 @@ impl Writer {
     pub fn rebuild(
         mut self,
         options: Option<&IndexOptions>,
-        cancel: &(dyn Fn() -> bool + Sync),
-        progress: &(dyn Fn(Progress) + Sync),
+        cancel: &CancelToken,
+        progress: OnProgress<'_>,
     ) -> Result<CommitInfo> {
         let base = self.base.clone();
         self.replace_all(options)?;
@@ -473,7 +468,7 @@ impl Writer {
                 if base.tombstones.is_deleted(doc) {
                     continue;
                 }
-                if cancel() {
+                if cancel.is_cancelled() {
                     return Err(PlaidError::Aborted);
                 }
                 base.decompress_doc(doc, &mut buf)?;
@@ -504,11 +499,7 @@ impl Writer {
 
     /// Trains if needed, compresses, writes and publishes a new generation. On error or
     /// cancellation (`ABORTED`) nothing changes on disk.
-    pub fn commit(
-        mut self,
-        cancel: &(dyn Fn() -> bool + Sync),
-        progress: &(dyn Fn(Progress) + Sync),
-    ) -> Result<CommitInfo> {
+    pub fn commit(mut self, cancel: &CancelToken, progress: OnProgress<'_>) -> Result<CommitInfo> {
         self.inner.check_open()?;
         let inner = self.inner.clone();
         inner.install_write(|| self.commit_inner(cancel, progress))
@@ -516,8 +507,8 @@ impl Writer {
 
     fn commit_inner(
         &mut self,
-        cancel: &(dyn Fn() -> bool + Sync),
-        progress: &(dyn Fn(Progress) + Sync),
+        cancel: &CancelToken,
+        progress: OnProgress<'_>,
     ) -> Result<CommitInfo> {
         let dir = self.inner.dir.clone();
         let base = self.base.clone();
@@ -643,7 +634,7 @@ impl Writer {
             let mut seen_tokens = 0usize;
             let mut d0 = 0;
             while d0 < n_docs {
-                if cancel() {
+                if cancel.is_cancelled() {
                     return Err(PlaidError::Aborted);
                 }
                 let mut d1 = d0 + 1;
@@ -670,10 +661,7 @@ impl Writer {
                         }
                     }
                 }
-                progress(Progress::Compress {
-                    done: d1,
-                    total: n_docs,
-                });
+                progress(Progress::new(Stage::Compress, d1, n_docs));
                 d0 = d1;
             }
             if !info.trained {
@@ -684,10 +672,10 @@ impl Writer {
                     / (w0 + w1).max(1.0)) as f32;
                 m1.cluster_threshold_weight += seen_tokens as u64;
             }
-            if cancel() {
+            if cancel.is_cancelled() {
                 return Err(PlaidError::Aborted);
             }
-            progress(Progress::Writing);
+            progress(Progress::new(Stage::Write, 0, 1));
             let field_map: Option<Mmap> =
                 self.fields.as_mut().map(Spill::map).transpose()?.flatten();
             let meta = seg.finish(&StagedFields {
@@ -700,7 +688,7 @@ impl Writer {
             m1.live_tokens += meta.n_tokens;
             m1.segments.push(meta);
         } else {
-            progress(Progress::Writing);
+            progress(Progress::new(Stage::Write, 0, 1));
         }
         // 3. Deletions staged by this transaction.
         let mut tombstones_changed = !self.deletes.is_empty();
@@ -785,7 +773,7 @@ impl Writer {
                 Some(f)
             };
         }
-        if cancel() {
+        if cancel.is_cancelled() {
             return Err(PlaidError::Aborted);
         }
         // 5. Everything is durable: open the new generation, then publish it.
@@ -795,6 +783,7 @@ impl Writer {
         storage::write_manifest(&dir, &m1)?;
         created.0.clear();
         self.inner.publish(snap);
+        progress(Progress::new(Stage::Write, 1, 1));
         storage::gc(&dir, &m1);
         Ok(info)
     }
@@ -820,8 +809,8 @@ fn train(
     data: &[f32],
     dim: usize,
     doc_rows: &[usize],
-    cancel: &(dyn Fn() -> bool + Sync),
-    progress: &(dyn Fn(Progress) + Sync),
+    cancel: &CancelToken,
+    progress: OnProgress<'_>,
 ) -> Result<Trained> {
     let o = &m.options;
     let n_docs = doc_rows.len() - 1;
@@ -835,10 +824,7 @@ fn train(
         sample.extend(doc_rows[d]..doc_rows[d + 1]);
     }
     let rows = sample.len();
-    progress(Progress::Sampling {
-        documents: docs.len(),
-        tokens: rows,
-    });
+    progress(Progress::new(Stage::Sample, docs.len(), n_docs));
     let est = rows as f64 / docs.len().max(1) as f64 * n_docs as f64;
     // Shuffle, hold out min(5 %, 50k) rows for the codec; the rest trains k-means.
     let perm = rng.sample_indices(rows, rows);
@@ -880,11 +866,7 @@ fn train(
         max_points_per_centroid: o.max_points_per_centroid,
     };
     let centroids = kmeans_rows(data, Some(&train_rows_global), dim, cfg, cancel, &|i| {
-        progress(Progress::KMeans {
-            iteration: i,
-            total: iterations,
-            centroids: k,
-        })
+        progress(Progress::new(Stage::KMeans, i, iterations))
     })?;
     drop(train_rows_global);
     let assign = argmax_centroids(&held, &centroids, dim, 1.0, None);
@@ -921,8 +903,8 @@ fn expand(
     data: &[f32],
     dim: usize,
     gen: u64,
-    cancel: &(dyn Fn() -> bool + Sync),
-    progress: &(dyn Fn(Progress) + Sync),
+    cancel: &CancelToken,
+    progress: OnProgress<'_>,
 ) -> Result<(Vec<f32>, Option<Vec<u32>>, usize)> {
     let t2 = m.cluster_threshold * m.cluster_threshold;
     let n_rows = data.len() / dim;
@@ -935,7 +917,7 @@ fn expand(
     let mut sample: Vec<f32> = Vec::new();
     let mut outliers = 0usize;
     for chunk in data.chunks(CHUNK_TOKENS * dim) {
-        if cancel() {
+        if cancel.is_cancelled() {
             return Err(PlaidError::Aborted);
         }
         // Centroids are unit-norm, so the inner-product nearest centroid is the L2-nearest.
@@ -979,10 +961,7 @@ fn expand(
         }
     }
     let codes = best_rows.map(|b| b.into_iter().map(|(c, _)| c).collect());
-    progress(Progress::Expansion {
-        outliers,
-        new_centroids: k_new,
-    });
+    progress(Progress::new(Stage::Expand, k_new, k_new));
     Ok((new, codes, outliers))
 }
 
@@ -995,13 +974,13 @@ fn update_nearest(
     best: &mut [(u32, f32)],
     new: &[f32],
     k_old: usize,
-    cancel: &(dyn Fn() -> bool + Sync),
+    cancel: &CancelToken,
 ) -> Result<()> {
     for (chunk, b) in data
         .chunks(CHUNK_TOKENS * dim)
         .zip(best.chunks_mut(CHUNK_TOKENS))
     {
-        if cancel() {
+        if cancel.is_cancelled() {
             return Err(PlaidError::Aborted);
         }
         let nearest_new = argmax_centroids(chunk, new, dim, 1.0, None);
@@ -1052,6 +1031,7 @@ pub(crate) fn encode_rows(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use colbert_core::CodedError;
 
     /// Updating the scan's nearest centroids for appended centroids gives the same codes as
     /// scanning the grown codebook, ties included (duplicated centroids: the old one wins).
@@ -1061,7 +1041,7 @@ mod tests {
         let mut rng = Rng::new(5);
         let mut unit = |n: usize| {
             let mut v: Vec<f32> = (0..n * dim).map(|_| rng.gauss()).collect();
-            colbert_embeddings::normalize_rows(dim, &mut v);
+            colbert_core::normalize_rows(dim, &mut v);
             v
         };
         let old = unit(40);
@@ -1070,7 +1050,7 @@ mod tests {
         let mut rows = unit(3000);
         rows[..dim].copy_from_slice(&old[3 * dim..4 * dim]);
         let mut best = argmax_centroids(&rows, &old, dim, 1.0, None);
-        update_nearest(&rows, dim, &mut best, &new, 40, &|| false).unwrap();
+        update_nearest(&rows, dim, &mut best, &new, 40, &CancelToken::new()).unwrap();
         let grown: Vec<f32> = old.iter().chain(&new).copied().collect();
         let full = argmax_centroids(&rows, &grown, dim, 1.0, None);
         assert_eq!(best, full);
@@ -1080,9 +1060,16 @@ mod tests {
             "some rows move to new centroids"
         );
         assert_eq!(
-            update_nearest(&rows, dim, &mut best, &new, 40, &|| true)
-                .unwrap_err()
-                .code(),
+            update_nearest(
+                &rows,
+                dim,
+                &mut best,
+                &new,
+                40,
+                &CancelToken::cancelled_after(0)
+            )
+            .unwrap_err()
+            .code(),
             "ABORTED"
         );
     }

@@ -24,7 +24,7 @@ fn concurrent_searches_match_sequential() {
     let idx = Arc::new(idx);
     let q = Arc::new(c.queries(1, 16, 8));
     let p = SearchParams::new(10);
-    let expected = Arc::new(idx.search(q.view(), &p, None, &no_cancel).unwrap());
+    let expected = Arc::new(idx.search(q.view(), &p, None, &no_cancel()).unwrap());
     let handles: Vec<_> = (0..8)
         .map(|i| {
             let (idx, q, expected, p) = (idx.clone(), q.clone(), expected.clone(), p.clone());
@@ -32,10 +32,10 @@ fn concurrent_searches_match_sequential() {
                 for _ in 0..10 {
                     // Single queries and the batch, from plain threads (each uses rayon inside).
                     let one = Embeddings::from_items(DIM, vec![q.item(i).to_vec()]);
-                    let r = idx.search(one.view(), &p, None, &no_cancel).unwrap();
+                    let r = idx.search(one.view(), &p, None, &no_cancel()).unwrap();
                     assert_eq!(r[0], expected[i]);
                     assert_eq!(
-                        &idx.search(q.view(), &p, None, &no_cancel).unwrap(),
+                        &idx.search(q.view(), &p, None, &no_cancel()).unwrap(),
                         &*expected
                     );
                 }
@@ -63,7 +63,7 @@ fn searches_continue_while_a_writer_commits() {
     let (ids, e) = c.slice(0..100);
     let mut w = idx.writer().unwrap();
     w.push(ids, e.view()).unwrap();
-    w.commit(&no_cancel, &|_| {}).unwrap();
+    w.commit(&no_cancel(), &|_| {}).unwrap();
     let reader = Arc::new(PlaidIndex::open(t.path()).unwrap());
     let q = Arc::new(c.queries(2, 6, 8));
     let stop = Arc::new(AtomicBool::new(false));
@@ -75,7 +75,7 @@ fn searches_continue_while_a_writer_commits() {
                 let mut refreshed = 0;
                 while !stop.load(Ordering::SeqCst) || n < 5 {
                     let r = reader
-                        .search(q.view(), &SearchParams::new(5), None, &no_cancel)
+                        .search(q.view(), &SearchParams::new(5), None, &no_cancel())
                         .unwrap();
                     assert!(r.iter().all(|h| h.len() == 5));
                     if reader.refresh().unwrap() {
@@ -93,7 +93,7 @@ fn searches_continue_while_a_writer_commits() {
         let mut w = idx.writer().unwrap();
         w.push(ids, e.view()).unwrap();
         w.delete(&[format!("doc-{step}")]).unwrap();
-        w.commit(&no_cancel, &|_| {}).unwrap();
+        w.commit(&no_cancel(), &|_| {}).unwrap();
     }
     stop.store(true, Ordering::SeqCst);
     for s in searchers {

@@ -22,7 +22,7 @@ fn check(
         centroid_score_threshold: Some(f32::NEG_INFINITY),
         ..SearchParams::new(5)
     };
-    match idx.search(q.view(), &p, None, &no_cancel) {
+    match idx.search(q.view(), &p, None, &no_cancel()) {
         Ok(r) => assert_eq!(r, base.0),
         Err(e) => return e.code(),
     }
@@ -62,7 +62,7 @@ fn flipped_bits_are_detected() {
             })
             .collect();
         w.push_documents(ids, e.view(), Some(&fields)).unwrap();
-        w.commit(&no_cancel, &|_| {}).unwrap();
+        w.commit(&no_cancel(), &|_| {}).unwrap();
     }
     idx.delete(&c.ids[..3]).unwrap();
     drop(idx);
@@ -76,7 +76,7 @@ fn flipped_bits_are_detected() {
             ..SearchParams::new(5)
         };
         (
-            idx.search(q.view(), &p, None, &no_cancel).unwrap(),
+            idx.search(q.view(), &p, None, &no_cancel()).unwrap(),
             idx.reconstruct(&live).unwrap(),
             idx.documents(&live).unwrap(),
         )

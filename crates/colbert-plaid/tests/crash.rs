@@ -62,7 +62,7 @@ fn crash_child() {
             &log,
             &format!("BEGIN {} {}", adds.join(","), dels.join(",")),
         );
-        w.commit(&|| false, &|_| {}).unwrap();
+        w.commit(&CancelToken::new(), &|_| {}).unwrap();
         log_line(&log, "DONE");
         mine.extend(adds);
     }
@@ -122,7 +122,7 @@ fn lock_is_cross_process() {
     // Readers never wait for the writer.
     let q = c.queries(1, 2, 4);
     assert_eq!(
-        idx.search(q.view(), &SearchParams::new(3), None, &no_cancel)
+        idx.search(q.view(), &SearchParams::new(3), None, &no_cancel())
             .unwrap()
             .len(),
         2
@@ -233,7 +233,7 @@ fn crash_recovery() {
             assert_eq!(r.len(), all.len());
             let q = Embeddings::from_items(DIM, vec![r.item(0).to_vec()]);
             let hits = idx
-                .search(q.view(), &SearchParams::new(3), None, &no_cancel)
+                .search(q.view(), &SearchParams::new(3), None, &no_cancel())
                 .unwrap();
             assert!(!hits[0].is_empty());
         }

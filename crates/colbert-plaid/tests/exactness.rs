@@ -31,7 +31,7 @@ fn exhaustive_search_is_exact_maxsim_over_decompressed() {
             candidates: Some(4 * n),
             ..SearchParams::new(n)
         };
-        let res = idx.search(q.view(), &p, None, &no_cancel).unwrap();
+        let res = idx.search(q.view(), &p, None, &no_cancel()).unwrap();
         let exact = exact_topk(q.view(), decompressed.view(), &c.ids, n);
         for (r, e) in res.iter().zip(&exact) {
             assert_eq!(r.len(), n);
@@ -109,7 +109,7 @@ fn ranking_equals_exact_maxsim_on_well_separated_data() {
             candidates: Some(4 * n),
             ..SearchParams::new(3)
         };
-        let res = idx.search(q.view(), &p, None, &no_cancel).unwrap();
+        let res = idx.search(q.view(), &p, None, &no_cancel()).unwrap();
         for (r, e) in res.iter().zip(&truth) {
             // 1-bit residuals on unclustered random vectors are coarse: compare the top 1.
             let keep = if nbits == 1 { 1 } else { 3 };
@@ -119,7 +119,7 @@ fn ranking_equals_exact_maxsim_on_well_separated_data() {
         }
         // Default (pruned, probed) settings find the same top 4 on this data.
         let res = idx
-            .search(q.view(), &SearchParams::new(4), None, &no_cancel)
+            .search(q.view(), &SearchParams::new(4), None, &no_cancel())
             .unwrap();
         for (r, e) in res.iter().zip(&truth) {
             assert_eq!(r[0].id, e[0].0, "nbits {nbits}");
@@ -148,7 +148,7 @@ fn pruned_two_stage_search_scores_are_exact_for_what_it_returns() {
         SearchParams::new(50),
         SearchParams::new(200),
     ] {
-        let res = idx.search(q.view(), &p, None, &no_cancel).unwrap();
+        let res = idx.search(q.view(), &p, None, &no_cancel()).unwrap();
         for (qi, r) in res.iter().enumerate() {
             assert!(r.len() <= p.k);
             assert!(r.windows(2).all(|w| w[0].score >= w[1].score));
@@ -156,7 +156,7 @@ fn pruned_two_stage_search_scores_are_exact_for_what_it_returns() {
                 .reconstruct(&r.iter().map(|h| h.id.clone()).collect::<Vec<_>>())
                 .unwrap();
             for (i, h) in r.iter().enumerate() {
-                let s = colbert_embeddings::maxsim_pair(dim, q.item(qi), docs.item(i));
+                let s = colbert_core::maxsim_pair(dim, q.item(qi), docs.item(i));
                 assert!((s - h.score).abs() < 1e-4);
             }
         }

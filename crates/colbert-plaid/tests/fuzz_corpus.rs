@@ -103,7 +103,7 @@ fn write_seed_corpus() {
                 .collect();
             let mut w = idx.writer().unwrap();
             w.push_documents(ids, e.view(), Some(&fields)).unwrap();
-            w.commit(&no_cancel, &|_| {}).unwrap();
+            w.commit(&no_cancel(), &|_| {}).unwrap();
             if i == 1 {
                 idx.delete(&c.ids[..2]).unwrap();
             }

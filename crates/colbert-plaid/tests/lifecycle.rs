@@ -26,7 +26,7 @@ fn search_ids(
     p: &SearchParams,
     subset: Option<&[String]>,
 ) -> Vec<Vec<String>> {
-    idx.search(q.view(), p, subset, &no_cancel)
+    idx.search(q.view(), p, subset, &no_cancel())
         .unwrap()
         .into_iter()
         .map(|r| r.into_iter().map(|h| h.id).collect())
@@ -77,7 +77,7 @@ fn create_open_and_errors() {
     // Searching an untrained index gives empty results.
     let q = Embeddings::from_items(DIM, vec![vec![0.1; DIM]]);
     assert_eq!(
-        idx.search(q.view(), &SearchParams::new(3), None, &no_cancel)
+        idx.search(q.view(), &SearchParams::new(3), None, &no_cancel())
             .unwrap(),
         vec![vec![]]
     );
@@ -172,7 +172,7 @@ fn failed_push_changes_nothing() {
     assert_eq!(w.delete(&ids(&["doc-3", "nope"])).unwrap(), 1);
     let (_, e3) = c.slice(3..4);
     w.push(ids(&["doc-3"]), e3.view()).unwrap();
-    let info = w.commit(&no_cancel, &|_| {}).unwrap();
+    let info = w.commit(&no_cancel(), &|_| {}).unwrap();
     assert_eq!((info.added, info.deleted), (1, 1));
     let i = idx.info().unwrap();
     assert_eq!((i.documents, i.deleted), (40, 1));
@@ -184,12 +184,11 @@ fn aborted_commit_leaves_index_unchanged() {
     let c = Corpus::new(4, 80, DIM, 5, 20);
     let idx = PlaidIndex::create(t.path(), opts(16), false).unwrap();
     let files0 = dir_files(t.path());
-    for stop_after in [0usize, 1, 3] {
+    for stop_after in [0, 1, 3] {
         let mut w = idx.writer().unwrap();
         let (ids, e) = c.slice(0..80);
         w.push(ids, e.view()).unwrap();
-        let polls = std::sync::atomic::AtomicUsize::new(0);
-        let cancel = || polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= stop_after;
+        let cancel = CancelToken::cancelled_after(stop_after);
         assert_eq!(code(w.commit(&cancel, &|_| {})), "ABORTED");
         assert_eq!(idx.info().unwrap().generation, 0);
         assert_eq!(dir_files(t.path()), files0);
@@ -209,16 +208,13 @@ fn add_delete_reopen_and_subset() {
     let mut w = idx.writer().unwrap();
     w.push(ids2, e2.view()).unwrap();
     let ci = w
-        .commit(&no_cancel, &|p| progress.lock().unwrap().push(p))
+        .commit(&no_cancel(), &|p| progress.lock().unwrap().push(p))
         .unwrap();
     assert!(!ci.trained);
-    assert!(progress.lock().unwrap().iter().any(|p| matches!(
-        p,
-        Progress::Compress {
-            done: 50,
-            total: 50
-        }
-    )));
+    let events = progress.lock().unwrap().clone();
+    assert!(events.contains(&Progress::new(Stage::Compress, 50, 50)));
+    // The commit ends durable: its last event is the end of writing.
+    assert_eq!(events.last(), Some(&Progress::new(Stage::Write, 1, 1)));
     let info = idx.info().unwrap();
     assert_eq!(
         (info.documents, info.segments, info.generation),
@@ -292,7 +288,7 @@ fn add_delete_reopen_and_subset() {
     let mut w = re.writer().unwrap();
     let (_, e) = c.slice(0..1);
     w.push(vec![uniq[0].clone()], e.view()).unwrap();
-    w.commit(&no_cancel, &|_| {}).unwrap();
+    w.commit(&no_cancel(), &|_| {}).unwrap();
     assert!(re.contains(&uniq[0]).unwrap());
     assert!(idx.refresh().unwrap());
     assert!(idx.contains(&uniq[0]).unwrap());
@@ -313,7 +309,7 @@ fn centroid_expansion_on_new_distribution() {
     let (ids, e) = a2.slice(100..130);
     let mut w = idx.writer().unwrap();
     w.push(ids, e.view()).unwrap();
-    w.commit(&no_cancel, &|_| {}).unwrap();
+    w.commit(&no_cancel(), &|_| {}).unwrap();
     let same = idx.info().unwrap().drift;
     assert_eq!(same.embeddings as usize, e.rows());
     assert!((0.05..0.5).contains(&same.outlier_fraction), "{same:?}");
@@ -322,7 +318,7 @@ fn centroid_expansion_on_new_distribution() {
     let k0 = idx.info().unwrap().num_centroids;
     let mut w = idx.writer().unwrap();
     w.push(b.ids.clone(), b.docs.view()).unwrap();
-    let ci = w.commit(&no_cancel, &|_| {}).unwrap();
+    let ci = w.commit(&no_cancel(), &|_| {}).unwrap();
     assert!(ci.new_centroids > 0, "{ci:?}");
     let info = idx.info().unwrap();
     assert_eq!(info.num_centroids, k0 + ci.new_centroids);
@@ -347,7 +343,7 @@ fn centroid_expansion_on_new_distribution() {
     assert_eq!(re.info().unwrap().num_centroids, info.num_centroids);
     assert_eq!(re.info().unwrap().drift, info.drift);
     // Rebuild retrains: drift starts over.
-    re.rebuild(None, &no_cancel, &|_| {}).unwrap();
+    re.rebuild(None, &no_cancel(), &|_| {}).unwrap();
     assert_eq!(re.info().unwrap().drift.embeddings, 0);
 }
 
@@ -359,7 +355,7 @@ fn rebuild_compacts_and_keeps_ids() {
     let (ids2, e2) = c.slice(80..120);
     let mut w = idx.writer().unwrap();
     w.push(ids2, e2.view()).unwrap();
-    w.commit(&no_cancel, &|_| {}).unwrap();
+    w.commit(&no_cancel(), &|_| {}).unwrap();
     let dead: Vec<String> = (0..120).step_by(7).map(|i| format!("doc-{i}")).collect();
     idx.delete(&dead).unwrap();
     let before = idx.info().unwrap();
@@ -370,7 +366,7 @@ fn rebuild_compacts_and_keeps_ids() {
                 num_centroids: Some(16),
                 ..Default::default()
             }),
-            &no_cancel,
+            &no_cancel(),
             &|_| {},
         )
         .unwrap();
@@ -392,7 +388,7 @@ fn rebuild_compacts_and_keeps_ids() {
     }
     let q = c.queries(2, 5, 8);
     let r = idx
-        .search(q.view(), &SearchParams::new(5), None, &no_cancel)
+        .search(q.view(), &SearchParams::new(5), None, &no_cancel())
         .unwrap();
     assert!(r
         .iter()
@@ -414,7 +410,7 @@ fn close_and_format_version() {
     let clone = idx.clone();
     idx.close();
     assert_eq!(
-        code(clone.search(q.view(), &SearchParams::new(3), None, &no_cancel)),
+        code(clone.search(q.view(), &SearchParams::new(3), None, &no_cancel())),
         "CLOSED"
     );
     assert_eq!(code(clone.info()), "CLOSED");
@@ -521,7 +517,7 @@ fn stored_documents_and_filters() {
         "INVALID_ARGUMENT"
     );
     assert_eq!(w.pending(), 120);
-    w.commit(&no_cancel, &|_| {}).unwrap();
+    w.commit(&no_cancel(), &|_| {}).unwrap();
     assert!(idx.info().unwrap().stored_bytes > 0);
 
     let check = |idx: &PlaidIndex| {
@@ -548,15 +544,15 @@ fn stored_documents_and_filters() {
         let q = c.queries(3, 4, 6);
         let p = SearchParams::new(5);
         let a = idx
-            .search_where(q.view(), &p, None, Some(&f), &no_cancel)
+            .search_where(q.view(), &p, None, Some(&f), &no_cancel())
             .unwrap();
-        let b = idx.search(q.view(), &p, Some(&sel), &no_cancel).unwrap();
+        let b = idx.search(q.view(), &p, Some(&sel), &no_cancel()).unwrap();
         assert_eq!(a, b);
         assert!(a.iter().all(|r| r.iter().all(|h| sel.contains(&h.id))));
         // Filter ∩ subset.
         let sub: Vec<String> = c.ids[..20].to_vec();
         let r = idx
-            .search_where(q.view(), &p, Some(&sub), Some(&f), &no_cancel)
+            .search_where(q.view(), &p, Some(&sub), Some(&f), &no_cancel())
             .unwrap();
         assert!(r.iter().all(|hits| hits
             .iter()
@@ -574,7 +570,7 @@ fn stored_documents_and_filters() {
     // Deleted documents have no fields; rebuild keeps the others' fields.
     idx.delete(&ids(&[c.ids[3].as_str()])).unwrap();
     assert_eq!(idx.documents(&[c.ids[3].clone()]).unwrap(), vec![None]);
-    idx.rebuild(None, &no_cancel, &|_| {}).unwrap();
+    idx.rebuild(None, &no_cancel(), &|_| {}).unwrap();
     let after = idx.documents(&c.ids[..10]).unwrap();
     for (i, d) in after.iter().enumerate() {
         if i == 3 {
@@ -610,7 +606,7 @@ fn small_commits_merge_segments() {
             // A deletion in the same transaction as a merge.
             w.delete(&common::ids(&["doc-120", "doc-5"])).unwrap();
         }
-        let ci = w.commit(&no_cancel, &|_| {}).unwrap();
+        let ci = w.commit(&no_cancel(), &|_| {}).unwrap();
         merges += usize::from(ci.merged_segments > 0);
         let info = idx.info().unwrap();
         most = most.max(info.segments);
@@ -671,7 +667,7 @@ fn small_commits_merge_segments() {
     let (_, e) = c.slice(5..6);
     let mut w = idx.writer().unwrap();
     w.push(common::ids(&["doc-5"]), e.view()).unwrap();
-    w.commit(&no_cancel, &|_| {}).unwrap();
+    w.commit(&no_cancel(), &|_| {}).unwrap();
     let re = PlaidIndex::open(t.path()).unwrap();
     assert!(re.contains("doc-5").unwrap());
     assert_eq!(re.info().unwrap().documents, 159);
@@ -696,14 +692,13 @@ fn small_commits_merge_segments() {
     // An aborted compaction, at any poll, changes nothing.
     let files0 = dir_files(t.path());
     let info0 = re.info().unwrap();
-    for stop_after in [0usize, 1, 2] {
-        let polls = std::sync::atomic::AtomicUsize::new(0);
-        let cancel = || polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= stop_after;
+    for stop_after in [0, 1, 2] {
+        let cancel = CancelToken::cancelled_after(stop_after);
         assert_eq!(code(re.compact(&cancel, &|_| {})), "ABORTED");
         assert_eq!(dir_files(t.path()), files0);
         assert_eq!(re.info().unwrap(), info0);
     }
-    let ci = re.compact(&no_cancel, &|_| {}).unwrap();
+    let ci = re.compact(&no_cancel(), &|_| {}).unwrap();
     assert_eq!(
         (ci.reclaimed as u64, ci.trained, ci.added),
         (deleted, false, 0)
@@ -720,7 +715,7 @@ fn small_commits_merge_segments() {
     assert!(!files.iter().any(|f| f.starts_with("tomb-")), "{files:?}");
     // Nothing left to compact: no new generation.
     assert_eq!(
-        re.compact(&no_cancel, &|_| {}).unwrap().generation,
+        re.compact(&no_cancel(), &|_| {}).unwrap().generation,
         info.generation
     );
     let again = PlaidIndex::open(t.path()).unwrap();
@@ -763,7 +758,7 @@ fn half_deleted_compacts_automatically() {
     let (ids, e) = c.slice(0..3);
     let mut w = idx.writer().unwrap();
     w.push(ids, e.view()).unwrap();
-    assert!(!w.commit(&no_cancel, &|_| {}).unwrap().trained);
+    assert!(!w.commit(&no_cancel(), &|_| {}).unwrap().trained);
     assert_eq!(
         PlaidIndex::open(t.path())
             .unwrap()
@@ -785,7 +780,7 @@ fn sparse_indexes_still_return_k_hits() {
     let deleted: Vec<String> = c.ids[2..].to_vec();
     assert_eq!(idx.delete(&deleted).unwrap(), 298);
     for hits in idx
-        .search(q.view(), &SearchParams::new(10), None, &no_cancel)
+        .search(q.view(), &SearchParams::new(10), None, &no_cancel())
         .unwrap()
     {
         let mut got: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
@@ -800,14 +795,14 @@ fn sparse_indexes_still_return_k_hits() {
     let idx = PlaidIndex::create(t2.path(), opts(1024), false).unwrap();
     let mut w = idx.writer().unwrap();
     w.push(one.ids.clone(), one.docs.view()).unwrap();
-    w.commit(&no_cancel, &|_| {}).unwrap();
+    w.commit(&no_cancel(), &|_| {}).unwrap();
     let query = Embeddings::from_items(DIM, vec![one.docs.item(0).to_vec()]);
     let p = SearchParams {
         candidates: Some(100),
         exact_candidates: Some(100),
         ..SearchParams::new(10)
     };
-    let hits = idx.search(query.view(), &p, None, &no_cancel).unwrap();
+    let hits = idx.search(query.view(), &p, None, &no_cancel()).unwrap();
     assert_eq!(hits[0].len(), 10);
     assert_eq!(hits[0][0].id, one.ids[0]);
 }
@@ -824,7 +819,47 @@ fn refresh_after_own_commit_is_a_no_op() {
         let (ids, e) = c.slice(20..40);
         let mut w = idx.writer().unwrap();
         w.push(ids, e.view()).unwrap();
-        w.commit(&no_cancel, &|_| {}).unwrap();
+        w.commit(&no_cancel(), &|_| {}).unwrap();
         assert!(!idx.refresh().unwrap(), "seed {seed}");
     }
+}
+
+/// An upsert replaces live documents with the same ids in one transaction; a failed upsert
+/// leaves the transaction as it was (its deletions unstaged too).
+#[test]
+fn upsert_replaces_and_a_failed_upsert_changes_nothing() {
+    let t = TempDir::new("upsert");
+    let c = Corpus::new(9, 60, DIM, 5, 20);
+    let idx = build(t.path(), &c, 0..40);
+    let mut w = idx.writer().unwrap();
+    // doc-0..doc-9 get the embeddings (and text) of documents 40..50.
+    let (_, fresh) = c.slice(40..50);
+    let ids: Vec<String> = c.ids[0..10].to_vec();
+    let fields: Vec<DocumentFields> = (0..10).map(fields_of).collect();
+    w.upsert_documents(ids.clone(), fresh.view(), Some(&fields))
+        .unwrap();
+    // A failing upsert (a duplicate id within the call) stages nothing: doc-10 stays live.
+    let (_, two) = c.slice(50..52);
+    let dup = vec![c.ids[10].clone(), c.ids[10].clone()];
+    assert_eq!(
+        code(w.upsert_documents(dup, two.view(), None)),
+        "INVALID_ARGUMENT"
+    );
+    let ci = w.commit(&no_cancel(), &|_| {}).unwrap();
+    assert_eq!((ci.added, ci.deleted), (10, 10));
+    let info = idx.info().unwrap();
+    assert_eq!(info.documents, 40);
+    assert_eq!(idx.documents(&ids[..1]).unwrap()[0], Some(fields_of(0)));
+    // The replaced documents are searched with their new embeddings: doc-i now holds the
+    // embeddings of document 40 + i, so that document's query finds it first.
+    let exact = SearchParams {
+        exact_candidates: Some(40),
+        candidates: Some(40),
+        n_probe: Some(32),
+        ..SearchParams::new(1)
+    };
+    let q = Embeddings::from_items(DIM, vec![c.docs.item(43).to_vec()]);
+    let hits = idx.search(q.view(), &exact, None, &no_cancel()).unwrap();
+    assert_eq!(hits[0][0].id, c.ids[3]);
+    assert!(idx.documents(&c.ids[10..11]).unwrap()[0].is_some());
 }

@@ -41,7 +41,7 @@ fn run(
         let (ids, e) = c.slice(start..(start + 500).min(n_docs));
         w.push(ids, e.view()).unwrap();
     }
-    w.commit(&no_cancel, &|_| {}).unwrap();
+    w.commit(&no_cancel(), &|_| {}).unwrap();
     let build = t.elapsed();
     let info = idx.info().unwrap();
     eprintln!(
@@ -63,7 +63,7 @@ fn run(
         let t = Instant::now();
         let mut w = idx.writer().unwrap();
         w.push(extra.ids.clone(), extra.docs.view()).unwrap();
-        let ci = w.commit(&no_cancel, &|_| {}).unwrap();
+        let ci = w.commit(&no_cancel(), &|_| {}).unwrap();
         eprintln!(
             "add 200 docs ({} tokens): {:?}, {:?}",
             extra.docs.rows(),
@@ -77,7 +77,7 @@ fn run(
         let items = idxs.iter().map(|&i| c.docs.item(i).to_vec()).collect();
         w.push(del.clone(), Embeddings::from_items(dim, items).view())
             .unwrap();
-        w.commit(&no_cancel, &|_| {}).unwrap();
+        w.commit(&no_cancel(), &|_| {}).unwrap();
         let t = Instant::now();
         let _ = PlaidIndex::open(dir.path()).unwrap();
         eprintln!("open: {:?}", t.elapsed());
@@ -98,7 +98,7 @@ fn run(
     };
     for p in params {
         let t = Instant::now();
-        let res = idx.search(q.view(), &p, None, &no_cancel).unwrap();
+        let res = idx.search(q.view(), &p, None, &no_cancel()).unwrap();
         let el = t.elapsed();
         let r = recall_at(&res, &truth, 10);
         eprintln!(
@@ -115,7 +115,7 @@ fn run(
         let t = Instant::now();
         for i in 0..n_queries.min(50) {
             let one = Embeddings::from_items(dim, vec![q.item(i).to_vec()]);
-            idx.search(one.view(), &p, None, &no_cancel).unwrap();
+            idx.search(one.view(), &p, None, &no_cancel()).unwrap();
         }
         eprintln!(
             "  single-query mean {:?}",

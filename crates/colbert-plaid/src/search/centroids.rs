@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use colbert_embeddings::kernels::dots_into;
+use colbert_core::kernels::dots_into;
 
 /// Returns `s[c * nq + q] = centroid_c · query_q`.
 pub(crate) fn centroid_scores(centroids: &[f32], query: &[f32], dim: usize) -> Vec<f32> {

@@ -1,7 +1,7 @@
 //! Stage 7: exact MaxSim of the query against decompressed documents (the register-tiled
 //! dot kernel over document tokens × query tokens, then a column max), and the final top-k.
 
-use colbert_embeddings::kernels::dots_into;
+use colbert_core::kernels::dots_into;
 
 /// `Σ_q max_t q · d_t`; 0 for a document without tokens. `scratch` is reused across calls.
 pub(crate) fn maxsim(query: &[f32], doc: &[f32], dim: usize, scratch: &mut Vec<f32>) -> f32 {

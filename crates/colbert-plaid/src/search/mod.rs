@@ -17,7 +17,7 @@ pub(crate) mod decompress;
 pub(crate) mod maxsim;
 pub(crate) mod prune;
 
-use colbert_embeddings::EmbeddingsView;
+use colbert_core::{CancelToken, EmbeddingsView};
 use rayon::prelude::*;
 
 use crate::error::{PlaidError, Result};
@@ -96,9 +96,9 @@ pub(crate) fn search(
     queries: EmbeddingsView<'_>,
     params: &SearchParams,
     subset_docs: Option<Vec<u32>>,
-    cancel: &(dyn Fn() -> bool + Sync),
+    cancel: &CancelToken,
 ) -> Result<Vec<Vec<Hit>>> {
-    colbert_embeddings::validate(queries.dim, queries.offsets, queries.data)
+    colbert_core::validate(queries.dim, queries.offsets, queries.data)
         .map_err(|e| PlaidError::invalid(e.to_string()))?;
     if params.k == 0 {
         return Err(PlaidError::invalid("k must be at least 1"));
@@ -136,7 +136,7 @@ pub(crate) fn search(
     (0..queries.len())
         .into_par_iter()
         .map(|qi| {
-            if cancel() {
+            if cancel.is_cancelled() {
                 return Err(PlaidError::Aborted);
             }
             search_one(
@@ -220,7 +220,7 @@ fn search_one(
     params: &SearchParams,
     subset: Option<&[u32]>,
     eligible: Option<&[bool]>,
-    cancel: &(dyn Fn() -> bool + Sync),
+    cancel: &CancelToken,
 ) -> Result<Vec<Hit>> {
     let Some(cb) = &snap.codebook else {
         return Ok(Vec::new());
@@ -258,7 +258,7 @@ fn search_one(
                 }
                 n_probe = n_probe.saturating_mul(4).min(cb.k);
             };
-            if cancel() {
+            if cancel.is_cancelled() {
                 return Err(PlaidError::Aborted);
             }
             let mask: Option<Vec<bool>> = (threshold > f32::NEG_INFINITY).then(|| {
@@ -280,7 +280,7 @@ fn search_one(
             docs
         }
     };
-    if cancel() {
+    if cancel.is_cancelled() {
         return Err(PlaidError::Aborted);
     }
     let scored: Vec<Result<(f32, u32)>> = finalists

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+#[allow(unused_imports)] // each test crate uses some of them
+pub use colbert_core::{CancelToken, CodedError, Progress, Stage};
 use colbert_plaid::{Embeddings, EmbeddingsView};
 
 pub struct Rng(u64);
@@ -156,7 +158,7 @@ pub fn exact_topk(
     ids: &[String],
     k: usize,
 ) -> Vec<Vec<(String, f32)>> {
-    let s = colbert_embeddings::maxsim(queries, docs).unwrap();
+    let s = colbert_core::maxsim(queries, docs).unwrap();
     let nd = docs.len();
     (0..queries.len())
         .map(|q| {
@@ -196,8 +198,9 @@ fn now() -> u64 {
         .as_nanos() as u64
 }
 
-pub fn no_cancel() -> bool {
-    false
+/// A token nobody cancels.
+pub fn no_cancel() -> CancelToken {
+    CancelToken::new()
 }
 
 pub fn ids(v: &[&str]) -> Vec<String> {
@@ -214,6 +217,6 @@ pub fn build_index(
     let idx = colbert_plaid::PlaidIndex::create(dir, options, false).unwrap();
     let mut w = idx.writer().unwrap();
     w.push(ids, docs).unwrap();
-    w.commit(&no_cancel, &|_| {}).unwrap();
+    w.commit(&no_cancel(), &|_| {}).unwrap();
     idx
 }

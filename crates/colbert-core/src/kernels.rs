@@ -2,13 +2,11 @@
 //!
 //! [`dots_into`] is one SGEMM through `matrixmultiply` (via ndarray), which picks AVX2/FMA, AVX
 //! or SSE2 kernels at run time; [`dots_into_tiled`] is the portable register-tiled reference
-//! (4 points × 4 rows, 4-lane accumulators). They serve exhaustive MaxSim ([`crate::maxsim`]),
+//! (4 points × 4 rows, 4-lane accumulators). They serve exhaustive MaxSim ([`crate::maxsim()`]),
 //! and in the PLAID engine k-means, encoding (nearest centroid), the outlier search of
 //! centroid expansion, query–centroid scoring and the exact MaxSim of its last stage.
 
 use rayon::prelude::*;
-
-pub use crate::dot;
 
 /// Points per register tile.
 const TP: usize = 4;
@@ -171,10 +169,53 @@ pub fn argmax_centroids(
     best
 }
 
+/// Dot product, written so that the compiler vectorises it (eight independent accumulators).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]);
+    for k in chunks * 8..a.len() {
+        s += a[k] * b[k];
+    }
+    s
+}
+
+/// In-place L2 normalisation of each row, as `torch.nn.functional.normalize(p=2, eps=1e-12)`:
+/// `x / max(‖x‖₂, 1e-12)`.
+pub fn normalize_rows(dim: usize, data: &mut [f32]) {
+    for row in data.chunks_exact_mut(dim) {
+        let norm = dot(row, row).sqrt().max(1e-12);
+        for v in row.iter_mut() {
+            *v /= norm;
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalize_matches_torch_semantics() {
+        let mut v = vec![3.0, 4.0, 0.0, 0.0];
+        normalize_rows(2, &mut v);
+        assert_eq!(v, vec![0.6, 0.8, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn dot_handles_tails() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
+        let expect: f32 = a.iter().map(|x| x * x).sum();
+        assert_eq!(dot(&a, &a), expect);
+    }
 
     #[test]
     fn dots_match_naive() {

@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)]
 use std::time::Instant;
 
-use colbert_embeddings::{kernels, maxsim, maxsim_pair, normalize_rows, Embeddings};
+use colbert_core::{kernels, maxsim, maxsim_pair, normalize_rows, Embeddings};
 use rayon::prelude::*;
 
 fn batch(seed: u64, dim: usize, n: usize, rows: impl Fn(u64) -> usize) -> Embeddings {
