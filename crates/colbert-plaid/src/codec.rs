@@ -10,7 +10,13 @@
 //! * Decoding: a 256-entry table maps each byte to its `8 / nbits` bucket weights; the vector is
 //!   `centroid + weights`, then L2-normalised.
 
+use std::path::Path;
+
 use crate::error::{PlaidError, Result};
+use crate::format::{Container, ContainerWriter, FileRef, Kind};
+use crate::manifest::Manifest;
+use crate::segment::{Codes, Segment};
+use crate::storage::unique_name;
 
 /// A trained codec (cutoffs, weights) and its byte → weights lookup table.
 #[derive(Debug, Clone)]
@@ -191,6 +197,109 @@ pub fn pack_buckets(nbits: u8, buckets: &[u8], out: &mut [u8]) {
             }
             bitpos += 1;
         }
+    }
+}
+
+/// Codebook container sections: 0 centroids `[K × dim]` f32, 1 cutoffs f32, 2 weights f32.
+pub(crate) struct Codebook {
+    c: Container,
+    pub codec: ResidualCodec,
+    pub dim: usize,
+    pub k: usize,
+}
+
+impl Codebook {
+    pub fn write(
+        dir: &Path,
+        generation: u64,
+        centroids: &[f32],
+        codec: &ResidualCodec,
+    ) -> Result<FileRef> {
+        let mut w = ContainerWriter::create(
+            dir,
+            unique_name("cbk-", generation, "plaid"),
+            Kind::Codebook,
+            3,
+        )?;
+        w.section(bytemuck::cast_slice(centroids))?;
+        w.section(bytemuck::cast_slice(codec.cutoffs()))?;
+        w.section(bytemuck::cast_slice(codec.weights()))?;
+        w.finish()
+    }
+
+    pub fn open(dir: &Path, fref: &FileRef, m: &Manifest) -> Result<Self> {
+        let c = Container::open(dir, fref, Kind::Codebook)?;
+        Self::from_container(c, m)
+    }
+
+    /// Checks an opened codebook container against the manifest.
+    pub fn from_container(c: Container, m: &Manifest) -> Result<Self> {
+        let dim = m.dim.unwrap_or(0);
+        let k = m.num_centroids;
+        if c.n_sections() != 3 {
+            return Err(PlaidError::corrupt("codebook: wrong number of sections"));
+        }
+        for i in 0..3 {
+            c.verify_section(i)?;
+        }
+        let cents = c.typed::<f32>(0)?;
+        if dim == 0 || k.checked_mul(dim) != Some(cents.len()) || k == 0 {
+            return Err(PlaidError::corrupt("codebook: wrong centroid count"));
+        }
+        let codec = ResidualCodec::new(
+            m.options.nbits,
+            dim,
+            c.typed::<f32>(1)?.to_vec(),
+            c.typed::<f32>(2)?.to_vec(),
+        )
+        .map_err(|e| PlaidError::corrupt(format!("codebook: {e}")))?;
+        Ok(Codebook { c, codec, dim, k })
+    }
+
+    pub fn centroids(&self) -> &[f32] {
+        self.c.typed::<f32>(0).unwrap_or(&[])
+    }
+
+    pub fn centroid(&self, c: usize) -> &[f32] {
+        self.centroids()
+            .get(c * self.dim..(c + 1) * self.dim)
+            .unwrap_or(&[])
+    }
+
+    /// Stage 6 of a search: decodes every token of local document `local` of `seg` into `out`
+    /// (resized, reused across calls): `normalize(centroid[code] + weights)` through the
+    /// codec's byte → weights lookup table.
+    pub fn decompress_doc(&self, seg: &Segment, local: u32, out: &mut Vec<f32>) -> Result<()> {
+        let cb = self;
+        let (a, b) = seg.token_range(local);
+        seg.check_codes(a, b)?;
+        seg.check_residuals(a, b)?;
+        let dim = cb.dim;
+        let rb = cb.codec.row_bytes();
+        out.resize((b - a) * dim, 0.0);
+        let codes = seg.codes()?;
+        let res = seg.residuals();
+        let bad = || {
+            PlaidError::corrupt(format!(
+                "{}: code or residual out of range",
+                seg.meta.file.name
+            ))
+        };
+        for (i, row) in out.chunks_exact_mut(dim).enumerate() {
+            let t = a + i;
+            let c = match codes {
+                Codes::U16(c) => c.get(t).map(|&v| v as usize),
+                Codes::U32(c) => c.get(t).map(|&v| v as usize),
+            }
+            .ok_or_else(bad)?;
+            let cent = cb.centroid(c);
+            let packed = res.get(t * rb..(t + 1) * rb).ok_or_else(bad)?;
+            if cent.len() != dim {
+                return Err(bad());
+            }
+            cb.codec.decompress_into(cent, packed, row);
+        }
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-/// Every failure the engine reports. [`PlaidError::code`] gives a stable string for bindings.
+/// Every failure the engine reports. Its `colbert_core::CodedError::code` gives a stable string for bindings.
 #[derive(Debug, thiserror::Error)]
 pub enum PlaidError {
     /// `open` on a directory without an index.

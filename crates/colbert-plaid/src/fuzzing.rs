@@ -22,14 +22,15 @@ use std::sync::{Arc, OnceLock};
 use colbert_core::{CancelToken, CodedError, Embeddings};
 use serde_json::{Map, Value};
 
+use crate::codec::Codebook;
 use crate::error::PlaidError;
 use crate::filter::Filter;
 use crate::format::{memory, Container, FileRef, Kind};
 use crate::manifest::{Manifest, SegmentMeta, StoredOptions};
 use crate::search::{self, SearchParams};
+use crate::segment::DocumentFields;
 use crate::segment::Segment;
-use crate::snapshot::{Codebook, Snapshot, Tombstones};
-use crate::writer::DocumentFields;
+use crate::snapshot::{Snapshot, Tombstones};
 
 /// Every error the engine returns must carry one of the documented codes.
 fn coded(e: &PlaidError) {

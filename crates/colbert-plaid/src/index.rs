@@ -3,73 +3,21 @@
 //! on the process's search pool (`colbert_core::schedule`), so it never queues behind a
 //! write's parallel work, which runs on the write pool.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::path::Path;
+use std::sync::Arc;
 
-use colbert_core::schedule;
 use colbert_core::{CancelToken, Embeddings, EmbeddingsView, OnProgress};
 
 use crate::error::{PlaidError, Result};
 use crate::filter::Filter;
 use crate::format::FORMAT_VERSION;
-use crate::manifest::{self, Manifest, StoredOptions, MANIFEST};
+use crate::handle::{open_snapshot, Inner};
+use crate::manifest::{self, IndexOptions, Manifest, MANIFEST};
 use crate::search::{self, Hit, SearchParams};
+use crate::segment::DocumentFields;
 use crate::snapshot::Snapshot;
 use crate::storage::{self, WriteTurn, WriterLock};
-use crate::writer::{CommitInfo, DocumentFields, Mode, Writer};
-
-/// Options for [`PlaidIndex::create`] (persisted in the manifest).
-#[derive(Debug, Clone, PartialEq)]
-pub struct IndexOptions {
-    /// Bits per residual dimension: 1, 2 or 4 (default 4).
-    pub nbits: u8,
-    /// k-means iterations (default 4).
-    pub kmeans_iterations: usize,
-    /// Fixed number of centroids; `None`: `2^floor(log2(16·sqrt(E)))`.
-    pub num_centroids: Option<usize>,
-    /// Seed of every random choice (default 42).
-    pub seed: u64,
-    /// k-means point cap per centroid (default 256).
-    pub max_points_per_centroid: usize,
-}
-
-impl Default for IndexOptions {
-    fn default() -> Self {
-        IndexOptions {
-            nbits: 4,
-            kmeans_iterations: 4,
-            num_centroids: None,
-            seed: 42,
-            max_points_per_centroid: 256,
-        }
-    }
-}
-
-impl IndexOptions {
-    pub(crate) fn stored(&self) -> Result<StoredOptions> {
-        if !matches!(self.nbits, 1 | 2 | 4) {
-            return Err(PlaidError::invalid(format!(
-                "nbits must be 1, 2 or 4, got {}",
-                self.nbits
-            )));
-        }
-        if self.kmeans_iterations == 0
-            || self.max_points_per_centroid == 0
-            || self.num_centroids == Some(0)
-        {
-            return Err(PlaidError::invalid(
-                "kmeans_iterations, max_points_per_centroid and num_centroids must be positive",
-            ));
-        }
-        Ok(StoredOptions {
-            nbits: self.nbits,
-            kmeans_iterations: self.kmeans_iterations,
-            num_centroids: self.num_centroids,
-            seed: self.seed,
-            max_points_per_centroid: self.max_points_per_centroid,
-        })
-    }
-}
+use crate::writer::{CommitInfo, Mode, Writer};
 
 /// A summary of the current generation.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,82 +64,6 @@ pub struct DriftInfo {
     pub mean_residual_norm: f32,
     /// Mean residual norm of the held-out embeddings at training.
     pub trained_residual_norm: f32,
-}
-
-pub(crate) struct Inner {
-    pub dir: PathBuf,
-    state: RwLock<Option<Arc<Snapshot>>>,
-}
-
-impl Inner {
-    pub fn check_open(&self) -> Result<()> {
-        self.snapshot().map(|_| ())
-    }
-
-    pub fn snapshot(&self) -> Result<Arc<Snapshot>> {
-        let g = self.state.read().unwrap_or_else(|e| e.into_inner());
-        g.clone().ok_or(PlaidError::Closed)
-    }
-
-    pub fn publish(&self, snap: Arc<Snapshot>) {
-        let mut g = self.state.write().unwrap_or_else(|e| e.into_inner());
-        if g.is_some() {
-            *g = Some(snap);
-        }
-    }
-
-    /// Runs a search's parallel work on the process's search pool.
-    pub fn install_search<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        install(schedule::search_pool(), f)
-    }
-
-    /// Runs a write's parallel work on the process's write pool.
-    pub fn install_write<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        install(schedule::write_pool(), f)
-    }
-
-    /// Re-reads the manifest; publishes and returns the new snapshot if it changed.
-    fn reload(&self) -> Result<Option<Arc<Snapshot>>> {
-        let cur = self.snapshot()?;
-        let m = manifest::read(&self.dir)?;
-        if m.generation == cur.manifest.generation && m == cur.manifest {
-            return Ok(None);
-        }
-        let snap = Arc::new(open_snapshot(&self.dir, Some(m), Some(&cur))?);
-        self.publish(snap.clone());
-        Ok(Some(snap))
-    }
-}
-
-/// Opens the current generation, retrying if a concurrent commit replaced it (and collected
-/// its files) between reading the manifest and opening the files.
-fn open_snapshot(dir: &Path, first: Option<Manifest>, prev: Option<&Snapshot>) -> Result<Snapshot> {
-    let mut m = match first {
-        Some(m) => m,
-        None => manifest::read(dir)?,
-    };
-    let mut tries = 0;
-    loop {
-        match Snapshot::open_from(dir, m.clone(), prev) {
-            Ok(s) => return Ok(s),
-            Err(e) => {
-                tries += 1;
-                let again = manifest::read(dir)?;
-                if tries >= 8 || again == m {
-                    return Err(e);
-                }
-                m = again;
-            }
-        }
-    }
-}
-
-/// Runs `f` on `pool` (on the calling thread where no pool could be started).
-fn install<R: Send>(pool: Option<Arc<rayon::ThreadPool>>, f: impl FnOnce() -> R + Send) -> R {
-    match pool {
-        Some(p) => p.install(f),
-        None => f(),
-    }
 }
 
 /// A PLAID index on disk. See the crate documentation for the file format and pipeline.
@@ -262,10 +134,7 @@ impl PlaidIndex {
         storage::gc(dir, &m);
         let snap = Snapshot::open(dir, m)?;
         Ok(PlaidIndex {
-            inner: Arc::new(Inner {
-                dir: dir.to_path_buf(),
-                state: RwLock::new(Some(Arc::new(snap))),
-            }),
+            inner: Arc::new(Inner::new(dir, snap)),
         })
     }
 
@@ -284,10 +153,7 @@ impl PlaidIndex {
             }
         }
         Ok(PlaidIndex {
-            inner: Arc::new(Inner {
-                dir: dir.to_path_buf(),
-                state: RwLock::new(Some(Arc::new(snap))),
-            }),
+            inner: Arc::new(Inner::new(dir, snap)),
         })
     }
 
@@ -482,7 +348,6 @@ impl PlaidIndex {
     /// Closes the handle: later calls fail with `CLOSED`. Searches already running finish on
     /// their snapshot; files are unmapped when the last one ends.
     pub fn close(&self) {
-        let mut g = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
-        *g = None;
+        self.inner.close();
     }
 }

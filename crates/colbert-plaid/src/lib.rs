@@ -12,6 +12,7 @@ mod filter;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
+mod handle;
 mod ids;
 mod index;
 pub mod kmeans;
@@ -22,13 +23,17 @@ mod search;
 mod segment;
 mod snapshot;
 mod storage;
+mod train;
 mod writer;
 
 pub use colbert_core::{Embeddings, EmbeddingsView};
 pub use error::{PlaidError, Result};
 pub use filter::Filter;
 pub use format::FORMAT_VERSION;
-pub use index::{DriftInfo, IndexInfo, IndexOptions, PlaidIndex};
+pub use index::{DriftInfo, IndexInfo, PlaidIndex};
+pub use manifest::IndexOptions;
 pub use search::{Hit, SearchParams};
+pub use segment::DocumentFields;
 pub use storage::WriteTurn;
-pub use writer::{CommitInfo, DocumentFields, Writer, MIN_OUTLIERS_FOR_EXPANSION};
+pub use train::MIN_OUTLIERS_FOR_EXPANSION;
+pub use writer::{CommitInfo, Writer};

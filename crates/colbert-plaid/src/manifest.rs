@@ -200,6 +200,59 @@ pub(crate) fn read(dir: &Path) -> Result<Manifest> {
     }
 }
 
+/// Options for [`crate::PlaidIndex::create`] (persisted in the manifest).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexOptions {
+    /// Bits per residual dimension: 1, 2 or 4 (default 4).
+    pub nbits: u8,
+    /// k-means iterations (default 4).
+    pub kmeans_iterations: usize,
+    /// Fixed number of centroids; `None`: `2^floor(log2(16·sqrt(E)))`.
+    pub num_centroids: Option<usize>,
+    /// Seed of every random choice (default 42).
+    pub seed: u64,
+    /// k-means point cap per centroid (default 256).
+    pub max_points_per_centroid: usize,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            nbits: 4,
+            kmeans_iterations: 4,
+            num_centroids: None,
+            seed: 42,
+            max_points_per_centroid: 256,
+        }
+    }
+}
+
+impl IndexOptions {
+    pub(crate) fn stored(&self) -> Result<StoredOptions> {
+        if !matches!(self.nbits, 1 | 2 | 4) {
+            return Err(PlaidError::invalid(format!(
+                "nbits must be 1, 2 or 4, got {}",
+                self.nbits
+            )));
+        }
+        if self.kmeans_iterations == 0
+            || self.max_points_per_centroid == 0
+            || self.num_centroids == Some(0)
+        {
+            return Err(PlaidError::invalid(
+                "kmeans_iterations, max_points_per_centroid and num_centroids must be positive",
+            ));
+        }
+        Ok(StoredOptions {
+            nbits: self.nbits,
+            kmeans_iterations: self.kmeans_iterations,
+            num_centroids: self.num_centroids,
+            seed: self.seed,
+            max_points_per_centroid: self.max_points_per_centroid,
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

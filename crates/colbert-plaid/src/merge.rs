@@ -22,12 +22,38 @@ use memmap2::Mmap;
 
 use crate::error::{PlaidError, Result};
 use crate::ids::StagedIds;
-use crate::manifest::SegmentMeta;
+use crate::manifest::{Manifest, SegmentMeta};
 use crate::segment::{Codes, Segment, SegmentWriter, StagedFields};
 use crate::storage::Spill;
 
 /// Tokens copied per step (cancellation is polled between steps).
 const COPY_TOKENS: usize = 1 << 16;
+
+/// The merge policy of a commit: how many of the newest segments of `m` (the manifest being
+/// committed) to merge into one. None for a rebuild (it writes one segment); every segment when
+/// compacting — asked for, or once deleted documents are at least as many as live ones (so
+/// deleted space never exceeds live space; each compaction needs as many deletions again before
+/// the next) — if that changes anything; otherwise the binary counter of [`tail_to_merge`].
+pub(crate) fn segments_to_merge(m: &Manifest, rebuild: bool, compact_asked: bool) -> usize {
+    let compact =
+        compact_asked || (!rebuild && m.deleted_docs > 0 && m.deleted_docs >= m.live_docs);
+    if rebuild {
+        0
+    } else if compact && worth_compacting(m) {
+        m.segments.len()
+    } else if compact {
+        0
+    } else {
+        let tokens: Vec<u64> = m.segments.iter().map(|s| s.n_tokens).collect();
+        tail_to_merge(&tokens)
+    }
+}
+
+/// Whether merging every segment would change anything: several segments, or deleted
+/// documents to drop. (Compacting otherwise is a no-op, and commits nothing.)
+pub(crate) fn worth_compacting(m: &Manifest) -> bool {
+    m.segments.len() >= 2 || m.deleted_docs > 0
+}
 
 /// How many of the newest segments (with these token counts, oldest first) to merge into one:
 /// 0, or at least 2.
@@ -186,9 +212,9 @@ pub(crate) fn merge_segments(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::index::{IndexOptions, PlaidIndex};
     use crate::rng::Rng;
-    use crate::writer::DocumentFields;
+    use crate::segment::DocumentFields;
+    use crate::{IndexOptions, PlaidIndex};
     use colbert_core::CodedError;
     use colbert_core::Embeddings;
 

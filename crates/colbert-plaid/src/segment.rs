@@ -28,6 +28,24 @@ use crate::ids::{id_hash, StagedIds};
 use crate::manifest::SegmentMeta;
 use crate::storage::unique_name;
 
+/// What is stored with a document besides its embeddings: its text and metadata (the text of
+/// a JSON object; search filters match it). Both are optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocumentFields {
+    pub text: Option<String>,
+    pub metadata: Option<String>,
+}
+
+impl DocumentFields {
+    /// From the stored form, where an empty string means "not stored".
+    pub(crate) fn from_stored(text: &str, metadata: &str) -> Self {
+        DocumentFields {
+            text: (!text.is_empty()).then(|| text.to_string()),
+            metadata: (!metadata.is_empty()).then(|| metadata.to_string()),
+        }
+    }
+}
+
 const S_DOC_OFFSETS: usize = 0;
 const S_ID_OFFSETS: usize = 1;
 const S_ID_BLOB: usize = 2;

@@ -5,80 +5,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::codec::ResidualCodec;
+use crate::codec::Codebook;
 use crate::error::{PlaidError, Result};
 use crate::format::{Container, ContainerWriter, FileRef, Kind};
 use crate::manifest::Manifest;
+use crate::segment::DocumentFields;
 use crate::segment::Segment;
 use crate::storage::unique_name;
-use crate::writer::DocumentFields;
-
-/// Codebook container sections: 0 centroids `[K × dim]` f32, 1 cutoffs f32, 2 weights f32.
-pub(crate) struct Codebook {
-    c: Container,
-    pub codec: ResidualCodec,
-    pub dim: usize,
-    pub k: usize,
-}
-
-impl Codebook {
-    pub fn write(
-        dir: &Path,
-        generation: u64,
-        centroids: &[f32],
-        codec: &ResidualCodec,
-    ) -> Result<FileRef> {
-        let mut w = ContainerWriter::create(
-            dir,
-            unique_name("cbk-", generation, "plaid"),
-            Kind::Codebook,
-            3,
-        )?;
-        w.section(bytemuck::cast_slice(centroids))?;
-        w.section(bytemuck::cast_slice(codec.cutoffs()))?;
-        w.section(bytemuck::cast_slice(codec.weights()))?;
-        w.finish()
-    }
-
-    fn open(dir: &Path, fref: &FileRef, m: &Manifest) -> Result<Self> {
-        let c = Container::open(dir, fref, Kind::Codebook)?;
-        Self::from_container(c, m)
-    }
-
-    /// Checks an opened codebook container against the manifest.
-    pub fn from_container(c: Container, m: &Manifest) -> Result<Self> {
-        let dim = m.dim.unwrap_or(0);
-        let k = m.num_centroids;
-        if c.n_sections() != 3 {
-            return Err(PlaidError::corrupt("codebook: wrong number of sections"));
-        }
-        for i in 0..3 {
-            c.verify_section(i)?;
-        }
-        let cents = c.typed::<f32>(0)?;
-        if dim == 0 || k.checked_mul(dim) != Some(cents.len()) || k == 0 {
-            return Err(PlaidError::corrupt("codebook: wrong centroid count"));
-        }
-        let codec = ResidualCodec::new(
-            m.options.nbits,
-            dim,
-            c.typed::<f32>(1)?.to_vec(),
-            c.typed::<f32>(2)?.to_vec(),
-        )
-        .map_err(|e| PlaidError::corrupt(format!("codebook: {e}")))?;
-        Ok(Codebook { c, codec, dim, k })
-    }
-
-    pub fn centroids(&self) -> &[f32] {
-        self.c.typed::<f32>(0).unwrap_or(&[])
-    }
-
-    pub fn centroid(&self, c: usize) -> &[f32] {
-        self.centroids()
-            .get(c * self.dim..(c + 1) * self.dim)
-            .unwrap_or(&[])
-    }
-}
 
 /// The deletion bitmap (bit set = deleted). Documents beyond its length are live.
 #[derive(Clone, Default)]
@@ -269,6 +202,6 @@ impl Snapshot {
             out.clear();
             return Ok(());
         };
-        crate::search::decompress::decompress_doc(cb, s, l, out)
+        cb.decompress_doc(s, l, out)
     }
 }

@@ -61,7 +61,7 @@ fn queue_key(dir: &Path) -> PathBuf {
 
 /// This process's right to write one index folder: at most one transaction of the process
 /// holds a folder's turn at a time, and waiters get it in the order they asked
-/// ([`WriteTurn::queue`]). It comes before the cross-process [`WriterLock`], so
+/// ([`WriteTurn::queue`]). It comes before the cross-process `WriterLock`, so
 /// `INDEX_LOCKED` only ever means another process. Dropping it hands it to the next waiter.
 pub struct WriteTurn {
     key: PathBuf,

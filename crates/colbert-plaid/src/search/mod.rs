@@ -5,7 +5,8 @@
 //! 3. [`candidates`]: union of the probed IVF lists (minus tombstones, ∩ subset);
 //! 4. [`prune`]: approximate scores with centroid pruning (`t_cs`), top `ndocs`;
 //! 5. [`prune`]: approximate scores without pruning, top `ndocs / 4` (at least `k`);
-//! 6. [`decompress`]: residual decompression of those documents;
+//! 6. residual decompression of those documents ([`crate::codec::Codebook::decompress_doc`],
+//!    with the codec);
 //! 7. [`maxsim`]: exact MaxSim and top-`k`.
 //!
 //! A subset small enough (≤ the exact-scoring budget) skips stages 1–5: every subset
@@ -13,7 +14,6 @@
 
 pub(crate) mod candidates;
 pub(crate) mod centroids;
-pub(crate) mod decompress;
 pub(crate) mod maxsim;
 pub(crate) mod prune;
 
