@@ -1,6 +1,7 @@
 // The public entry of `colbert`. Everything users import is exported here.
 export { ColBERT } from './src/model'
 export type { ColBERTConfig, ColBERTOptions, EncodeOptions, EncodeProgress, ExecutionProvider, Tokenized } from './src/model'
+export type { BatchingOptions, EncodeLoad } from './src/batch'
 export type { DownloadProgress } from './src/hub'
 export { maxsim, maxsimAsync, count, item } from './src/embeddings'
 export type { Embeddings, MaxSimOptions } from './src/embeddings'
@@ -15,6 +16,7 @@ export type {
   AddResult,
   DocumentBatch,
   MetadataFilter,
+  OpenOptions,
   PlaidIndexInfo,
   PlaidIndexOptions,
   ReplaceAllOptions,

@@ -1,5 +1,6 @@
 // Shared test helpers: fixture paths, golden loading and float comparisons.
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 
 import test from 'ava'
@@ -90,4 +91,11 @@ export function compareRows(dim: number, a: Float32Array, b: Float32Array): { ma
     minCos = Math.min(minCos, dot / Math.sqrt(na * nb || 1))
   }
   return { maxAbs, minCos }
+}
+
+/** A fresh folder under the OS temp dir, removed when the test ends. */
+export function tempDir(t: { teardown(fn: () => void): void }, prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `colbert-${prefix}-`))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
 }

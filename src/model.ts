@@ -1,12 +1,13 @@
 // The ColBERT encoder: model loading and text → token embeddings.
 
 import { checkKeys, checkSignal, optionKeys, optionalType, positiveInt, withCancel } from './arguments'
+import { EncodeBatcher, type BatchingOptions, type EncodeLoad } from './batch'
 import { abortError, callNative, ColbertError, fromNative, invalidArgument } from './errors'
 import type { Embeddings } from './embeddings'
 import { resolveModel, type DownloadProgress } from './hub'
 import { native, type Native } from './native'
 import { guard } from './progress'
-import { loadRuntime } from './runtime'
+import { loadRuntime, threadBudget } from './runtime'
 
 export type ExecutionProvider = 'cpu' | 'cuda'
 
@@ -49,6 +50,11 @@ export interface ColBERTOptions {
   signal?: AbortSignal
   /** Hub models: called as files download. A callback that throws is reported as a warning and ignored. */
   onProgress?: (progress: DownloadProgress) => void
+  /**
+   * Micro-batching across callers and backpressure (see `BatchingOptions`): on by default, so
+   * concurrent small `encode` calls share inference batches; `false` runs every call alone.
+   */
+  batching?: BatchingOptions | false
 }
 
 /** The settings a model runs with. */
@@ -115,7 +121,30 @@ const OPTION_KEYS = optionKeys<ColBERTOptions>()(
   'token',
   'signal',
   'onProgress',
+  'batching',
 )
+
+const BATCHING_KEYS = optionKeys<BatchingOptions>()('maxBatchSize', 'maxWaitMs', 'maxQueued', 'onBatch')
+
+/** Checks `batching` (`false`: every call runs alone, without a bound). */
+function batchingOptions(value: unknown): BatchingOptions {
+  if (value === false) return { maxBatchSize: 0 }
+  if (value === undefined) return {}
+  if (value === null || typeof value !== 'object') throw invalidArgument('batching must be an object or false')
+  checkKeys(value, BATCHING_KEYS, 'batching option')
+  const o = value as BatchingOptions
+  const maxWaitMs = o.maxWaitMs
+  if (maxWaitMs !== undefined && (typeof maxWaitMs !== 'number' || !Number.isFinite(maxWaitMs) || maxWaitMs < 0)) {
+    throw invalidArgument('batching.maxWaitMs must be a finite number ≥ 0')
+  }
+  if (o.onBatch !== undefined && typeof o.onBatch !== 'function') throw invalidArgument('batching.onBatch must be a function')
+  return {
+    maxBatchSize: positiveInt(o.maxBatchSize, 'batching.maxBatchSize'),
+    maxWaitMs,
+    maxQueued: positiveInt(o.maxQueued, 'batching.maxQueued'),
+    onBatch: o.onBatch,
+  }
+}
 
 const ENCODE_KEYS = optionKeys<EncodeOptions>()('isQuery', 'batchSize', 'signal', 'onProgress')
 
@@ -149,9 +178,13 @@ export class ColBERT {
   readonly threads: number
 
   readonly #native: Native.NativeModel
+  readonly #batcher: EncodeBatcher
 
-  private constructor(model: Native.NativeModel) {
+  private constructor(model: Native.NativeModel, batching: BatchingOptions) {
     this.#native = model
+    // As many shared batches at once as the model runs sessions side by side.
+    const slots = Math.max(1, Math.floor(threadBudget() / Math.max(1, model.info.threads)))
+    this.#batcher = new EncodeBatcher((texts, isQuery, batchSize, token) => model.encode(texts, isQuery, batchSize, token), slots, batching)
     this.config = Object.freeze({ ...model.config, queryPrefixId: model.config.queryPrefixId ?? null, documentPrefixId: model.config.documentPrefixId ?? null })
     const info = model.info
     this.executionProvider = info.executionProvider as ExecutionProvider
@@ -167,6 +200,7 @@ export class ColBERT {
   static async fromPretrained(nameOrPath: string, options: ColBERTOptions = {}): Promise<ColBERT> {
     if (typeof nameOrPath !== 'string' || nameOrPath.length === 0) throw invalidArgument('the model path must be a non-empty string')
     checkKeys(options, OPTION_KEYS, 'option')
+    const batching = batchingOptions(options.batching)
     const ep = options.executionProvider
     if (ep !== undefined && ep !== 'cpu' && ep !== 'cuda') {
       throw invalidArgument(`executionProvider must be 'cpu' or 'cuda', got ${JSON.stringify(ep)}`)
@@ -220,13 +254,20 @@ export class ColBERT {
     }
     const warning = model.info.warning
     if (warning) process.emitWarning(warning, { code: 'COLBERT_EXECUTION_PROVIDER_FALLBACK' })
-    return new ColBERT(model)
+    return new ColBERT(model, batching)
+  }
+
+  /** Encode calls pending on this model, waiting for a shared batch, and native calls running. */
+  get load(): EncodeLoad {
+    return this.#batcher.load
   }
 
   /**
    * Encodes texts into token embeddings, in input order. Queries have exactly `queryLength` rows
    * when query expansion is on; documents lose padding and skiplisted tokens. Runs off the event
-   * loop on the shared thread budget.
+   * loop on the shared thread budget. Small calls (fewer texts than `batching.maxBatchSize`, no
+   * `onProgress`) made while the model is busy share inference batches with other callers; each
+   * gets exactly its own rows. Beyond `batching.maxQueued` pending calls, fails at once with `BUSY`.
    */
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
     const list = checkTexts(texts)
@@ -235,8 +276,16 @@ export class ColBERT {
     const batchSize = positiveInt(options.batchSize, 'batchSize') ?? 32
     const signal = checkSignal(options.signal)
     const progress = guardProgress(options.onProgress)
-    const out = await withCancel(signal, (token) => this.#native.encode(list, isQuery, batchSize, token, progress))
-    return { dim: out.dim, offsets: out.offsets, data: out.data }
+    if (signal?.aborted) throw abortError(signal)
+    const batcher = this.#batcher
+    batcher.admit()
+    try {
+      if (!progress && batcher.shares(list.length)) return await batcher.submit(list, isQuery, signal)
+      const out = await batcher.alone(() => withCancel(signal, (token) => this.#native.encode(list, isQuery, batchSize, token, progress)))
+      return { dim: out.dim, offsets: out.offsets, data: out.data }
+    } finally {
+      batcher.release()
+    }
   }
 
   /** Tokenizes one text exactly as `encode` does, without running the model. */

@@ -3,7 +3,7 @@ import path from 'node:path'
 
 import { checkKeys, checkSignal, checkWellFormed, optionKeys, positiveInt, strictJson, withCancel } from './arguments'
 import { assertEmbeddings, count, type Embeddings } from './embeddings'
-import { abortError, callNative, fromNative, invalidArgument } from './errors'
+import { abortError, callNative, ColbertError, fromNative, invalidArgument } from './errors'
 import { native, type Native } from './native'
 import { guard } from './progress'
 import { threadBudget } from './runtime'
@@ -22,7 +22,13 @@ export interface TrainingOptions {
   maxPointsPerCentroid?: number
 }
 
-export interface PlaidIndexOptions extends TrainingOptions {
+/** Options of `PlaidIndex.open` (and `create`). */
+export interface OpenOptions {
+  /** Most searches pending on this handle; beyond it a search fails at once with `BUSY` (default: no bound). */
+  maxQueued?: number
+}
+
+export interface PlaidIndexOptions extends TrainingOptions, OpenOptions {
   /**
    * Replace an existing index in `dir` with an empty one, as one transaction (default false:
    * `INDEX_EXISTS`). Only an index (or an empty folder) is replaced, never other files.
@@ -156,7 +162,8 @@ export interface DocumentBatch {
 }
 
 const TRAINING_KEYS = ['nbits', 'kmeansIterations', 'numCentroids', 'seed', 'maxPointsPerCentroid'] as const
-const CREATE_KEYS = optionKeys<PlaidIndexOptions>()(...TRAINING_KEYS, 'overwrite')
+const CREATE_KEYS = optionKeys<PlaidIndexOptions>()(...TRAINING_KEYS, 'overwrite', 'maxQueued')
+const OPEN_KEYS = optionKeys<OpenOptions>()('maxQueued')
 const ADD_KEYS = optionKeys<AddOptions>()('documents', 'replace', 'signal', 'onProgress')
 const REPLACE_ALL_KEYS = optionKeys<ReplaceAllOptions>()(...TRAINING_KEYS, 'documents', 'signal', 'onProgress')
 const SEARCH_KEYS = optionKeys<SearchOptions>()(
@@ -307,10 +314,13 @@ export class PlaidIndex {
   readonly #native: Native.NativePlaidIndex
   /** The index folder. */
   readonly dir: string
+  readonly #maxQueued: number
+  #searching = 0
 
-  private constructor(handle: Native.NativePlaidIndex) {
+  private constructor(handle: Native.NativePlaidIndex, options: OpenOptions) {
     this.#native = handle
     this.dir = handle.dir
+    this.#maxQueued = positiveInt(options.maxQueued, 'maxQueued') ?? Infinity
   }
 
   /** Creates an empty index in `dir`; the first `add` trains it. */
@@ -318,24 +328,32 @@ export class PlaidIndex {
     if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('the index path must be a non-empty string')
     checkKeys(options, CREATE_KEYS, 'option')
     const training = trainingOptions(options)
+    positiveInt(options.maxQueued, 'maxQueued')
     if (options.overwrite !== undefined && typeof options.overwrite !== 'boolean') throw invalidArgument('overwrite must be a boolean')
     threadBudget()
     try {
-      return new PlaidIndex(await native.createPlaidIndex(path.resolve(dir), { ...training, overwrite: options.overwrite }))
+      return new PlaidIndex(await native.createPlaidIndex(path.resolve(dir), { ...training, overwrite: options.overwrite }), options)
     } catch (e) {
       throw fromNative(e)
     }
   }
 
   /** Opens an existing index (memory-mapped; usable at once). */
-  static async open(dir: string): Promise<PlaidIndex> {
+  static async open(dir: string, options: OpenOptions = {}): Promise<PlaidIndex> {
     if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('the index path must be a non-empty string')
+    checkKeys(options, OPEN_KEYS, 'option')
+    positiveInt(options.maxQueued, 'maxQueued')
     threadBudget()
     try {
-      return new PlaidIndex(await native.openPlaidIndex(path.resolve(dir)))
+      return new PlaidIndex(await native.openPlaidIndex(path.resolve(dir)), options)
     } catch (e) {
       throw fromNative(e)
     }
+  }
+
+  /** Searches pending on this handle (bounded by `maxQueued`). */
+  get load(): { searches: number } {
+    return { searches: this.#searching }
   }
 
   /** A summary of the committed state this handle sees. */
@@ -478,14 +496,22 @@ export class PlaidIndex {
     const filter = checkFilter(options.filter)
     const withDocuments = options.withDocuments
     if (withDocuments !== undefined && typeof withDocuments !== 'boolean') throw invalidArgument('withDocuments must be a boolean')
-    const hits: SearchHit[][] = await withCancel(signal, (token) =>
-      this.#native.search(queries.dim, queries.offsets, queries.data, params, subset, filter, token),
-    )
-    if (!withDocuments) return hits
-    const ids = [...new Set(hits.flatMap((h) => h.map((x) => x.id)))]
-    const docs = await this.documents(ids)
-    const byId = new Map(ids.map((id, i) => [id, docs[i]]))
-    return hits.map((h) => h.map((x) => ({ ...x, ...(byId.get(x.id) ?? {}) })))
+    if (this.#searching >= this.#maxQueued) {
+      throw new ColbertError('BUSY', `the index has ${this.#searching} searches pending (maxQueued ${this.#maxQueued}); retry later or raise maxQueued`)
+    }
+    this.#searching++
+    try {
+      const hits: SearchHit[][] = await withCancel(signal, (token) =>
+        this.#native.search(queries.dim, queries.offsets, queries.data, params, subset, filter, token),
+      )
+      if (!withDocuments) return hits
+      const ids = [...new Set(hits.flatMap((h) => h.map((x) => x.id)))]
+      const docs = await this.documents(ids)
+      const byId = new Map(ids.map((id, i) => [id, docs[i]]))
+      return hits.map((h) => h.map((x) => ({ ...x, ...(byId.get(x.id) ?? {}) })))
+    } finally {
+      this.#searching--
+    }
   }
 
   /** The stored text and metadata of each id, in order; `null` for ids that are not in the index. */
