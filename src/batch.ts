@@ -54,6 +54,10 @@ export interface EncodeLoad {
   waiting: number
   /** Native encode calls running (shared batches and calls that run alone). */
   running: number
+  /** Shared batches sent so far. */
+  batches: number
+  /** Texts sent in shared batches so far (÷ `batches`: the mean batch size). */
+  batchedTexts: number
 }
 
 export class EncodeBatcher {
@@ -66,6 +70,8 @@ export class EncodeBatcher {
   readonly #slots: number
   #pending = 0
   #running = 0
+  #batches = 0
+  #batchedTexts = 0
   /** Waiting calls, queries and documents apart (they never share a batch). */
   readonly #queues = new Map<boolean, Waiter[]>([
     [true, []],
@@ -84,7 +90,13 @@ export class EncodeBatcher {
   }
 
   get load(): EncodeLoad {
-    return { pending: this.#pending, waiting: this.#queues.get(true)!.length + this.#queues.get(false)!.length, running: this.#running }
+    return {
+      pending: this.#pending,
+      waiting: this.#queues.get(true)!.length + this.#queues.get(false)!.length,
+      running: this.#running,
+      batches: this.#batches,
+      batchedTexts: this.#batchedTexts,
+    }
   }
 
   /** Counts a call in, or refuses it with `BUSY`; `release` counts it out. */
@@ -168,6 +180,8 @@ export class EncodeBatcher {
       n += w.texts.length
     }
     this.#running++
+    this.#batches++
+    this.#batchedTexts += n
     this.#onBatch?.(n)
     void this.#runBatch(batch, n).finally(() => {
       this.#running--

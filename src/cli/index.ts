@@ -1,4 +1,4 @@
-// The command-line tool (`npx colbert …`): encode, index, search, rerank, eval, info.
+// The command-line tool (`npx colbert …`): encode, index, search, serve, rerank, eval, info.
 // Everything goes through the public API; the CLI only parses arguments, reads inputs and
 // prints. Exit codes: 0 success, 1 a ColbertError or I/O failure, 2 a usage error, 130 interrupted.
 // One file per command (build.ts is `colbert index`); options.ts, output.ts and documents.ts hold
@@ -15,6 +15,7 @@ import { UsageError } from './options'
 import { endBar, type Io } from './output'
 import { cmdRerank } from './rerank'
 import { cmdSearch } from './search'
+import { cmdServe } from './serve'
 
 export { splitText } from './documents'
 
@@ -25,6 +26,7 @@ Usage: colbert <command> [options]
 Commands:
   index    build a PLAID index from Markdown/text files, a JSONL file or a BEIR corpus
   search   search an index with one or more queries
+  serve    serve search, encode, rerank and upserts over HTTP
   rerank   rerank candidate documents for a query by exact MaxSim
   eval     evaluate a model on a BEIR folder (exhaustive MaxSim or through an index)
   encode   encode texts into token embeddings (JSON lines)
@@ -35,6 +37,7 @@ Run 'colbert <command> --help' for a command's options.`
 const COMMANDS: Record<string, (args: string[], io: Io, signal: AbortSignal) => Promise<void>> = {
   index: cmdIndex,
   search: cmdSearch,
+  serve: cmdServe,
   rerank: cmdRerank,
   eval: cmdEval,
   encode: cmdEncode,

@@ -46,10 +46,10 @@ export function int(value: string | undefined, name: string, min = 1): number | 
   return n
 }
 
-export async function loadModel(values: Record<string, unknown>, io: Io, signal: AbortSignal): Promise<ColBERT> {
+export async function loadModel(values: Record<string, unknown>, io: Io, signal: AbortSignal, extra: ColBERTOptions = {}): Promise<ColBERT> {
   const name = (values.model as string | undefined) ?? process.env.COLBERT_MODEL
   if (!name) throw new UsageError('--model is required (a model folder or an org/name hub repo; or set COLBERT_MODEL)')
-  const options: ColBERTOptions = { signal }
+  const options: ColBERTOptions = { ...extra, signal }
   if (values.quantized) options.quantized = true
   if (values['no-query-expansion']) options.doQueryExpansion = false
   const threads = int(values.threads as string | undefined, 'threads')
