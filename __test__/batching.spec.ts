@@ -24,7 +24,11 @@ function maxDiff(a: Embeddings, b: Embeddings): number {
 
 test('64 concurrent single-query callers share batches and get exactly their own rows (int8)', async (t) => {
   const sizes: number[] = []
-  const batched = await ColBERT.fromPretrained(STANDIN, { batching: { onBatch: (n) => sizes.push(n) } })
+  // int8 runs each text in an inference of its own, so sharing is off unless asked for.
+  const byDefault = await ColBERT.fromPretrained(STANDIN, { batching: { onBatch: (n) => sizes.push(n) } })
+  await Promise.all(QUERIES.slice(0, 8).map((q) => byDefault.encode([q])))
+  t.deepEqual(sizes, [])
+  const batched = await ColBERT.fromPretrained(STANDIN, { batching: { maxBatchSize: 64, onBatch: (n) => sizes.push(n) } })
   const alone = await ColBERT.fromPretrained(STANDIN, { batching: false })
   const got = await Promise.all(QUERIES.map((q) => batched.encode([q])))
   t.true(sizes.length < QUERIES.length, `64 calls ran as ${sizes.length} batches`)
@@ -52,7 +56,7 @@ test('mixed query and document calls, some of several texts: each caller gets it
 })
 
 test('an aborted caller is answered at once and the others of its batch are not disturbed', async (t) => {
-  const model = await ColBERT.fromPretrained(STANDIN)
+  const model = await ColBERT.fromPretrained(STANDIN, { batching: { maxBatchSize: 64 } })
   const alone = await ColBERT.fromPretrained(STANDIN, { batching: false })
   const controllers = QUERIES.slice(0, 32).map(() => new AbortController())
   const calls = QUERIES.slice(0, 32).map((q, i) => model.encode([q], { signal: controllers[i].signal }))

@@ -236,3 +236,31 @@ test('colbert serve: SIGTERM drains in-flight requests and commits, closes the i
   t.is(index.info.documents, 4)
   await index.close()
 })
+
+test('examples/service: the library inside an existing Fastify app answers searches and stops on SIGTERM', async (t) => {
+  const child = spawn(process.execPath, [path.join(ROOT, 'examples', 'service', 'app.mjs')], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', INDEX_DIR: tempDir(t, 'service-example'), COLBERT_MODEL: STANDIN },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.teardown(() => child.kill('SIGKILL'))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+  let output = ''
+  const address = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      output += d
+      const m = /listening on (http:\/\/\S+)/.exec(output)
+      if (m) resolve(m[1])
+    })
+    child.stderr.on('data', (d) => (output += d))
+    void exited.then((code) => reject(new Error(`the example exited (${code}): ${output}`)))
+  })
+  const r = await fetch(`${address}/api/search?q=${encodeURIComponent('capital of france')}`)
+  t.is(r.status, 200)
+  const body = (await r.json()) as { hits: { id: string; text: string }[] }
+  t.is(body.hits[0].id, 'paris')
+  t.is(body.hits[0].text, 'Paris is the capital and largest city of France.')
+  t.is((await fetch(`${address}/api/search`)).status, 400)
+  child.kill('SIGTERM')
+  t.is(await exited, 0)
+})

@@ -17,7 +17,11 @@ import { native, type Native } from './native'
 
 /** Micro-batching and backpressure of one model (`ColBERT.fromPretrained(…, { batching })`). */
 export interface BatchingOptions {
-  /** Most texts a shared batch holds (default 64). A call with this many texts or more runs alone. */
+  /**
+   * Most texts a shared batch holds (default 64; 1 for a model that runs each text in an inference
+   * of its own, such as our dynamically quantised int8 export, where sharing saves nothing). A call
+   * with this many texts or more runs alone.
+   */
   maxBatchSize?: number
   /**
    * How long a shared batch may wait for more calls once the model is free, in milliseconds
@@ -206,10 +210,9 @@ export class EncodeBatcher {
       if (batch.every((w) => w.settled)) token.cancel()
     }
     for (const w of batch) w.signal?.addEventListener('abort', onAbort, { once: true })
-    // One inference batch per free session: texts are spread evenly over the model's sessions.
-    const batchSize = Math.max(1, Math.ceil(n / this.#slots))
     try {
-      const out = await this.#run(texts, batch[0].isQuery, batchSize, token)
+      // One inference batch: other shared batches run beside it on the model's other sessions.
+      const out = await this.#run(texts, batch[0].isQuery, Math.max(1, n), token)
       let item = 0
       for (const w of batch) {
         const first = item

@@ -182,11 +182,14 @@ export class ColBERT {
 
   private constructor(model: Native.NativeModel, batching: BatchingOptions) {
     this.#native = model
-    // As many shared batches at once as the model runs sessions side by side.
-    const slots = Math.max(1, Math.floor(threadBudget() / Math.max(1, model.info.threads)))
-    this.#batcher = new EncodeBatcher((texts, isQuery, batchSize, token) => model.encode(texts, isQuery, batchSize, token), slots, batching)
-    this.config = Object.freeze({ ...model.config, queryPrefixId: model.config.queryPrefixId ?? null, documentPrefixId: model.config.documentPrefixId ?? null })
+    // As many shared batches at once as the model runs sessions side by side. A model that runs
+    // each text in an inference of its own (dynamically quantised int8) gains nothing from shared
+    // batches, so they are off unless asked for (`maxBatchSize`); the bound still applies.
     const info = model.info
+    const slots = Math.max(1, Math.floor(threadBudget() / Math.max(1, info.threads)))
+    const options = info.perText && batching.maxBatchSize === undefined ? { ...batching, maxBatchSize: 1 } : batching
+    this.#batcher = new EncodeBatcher((texts, isQuery, batchSize, token) => model.encode(texts, isQuery, batchSize, token), slots, options)
+    this.config = Object.freeze({ ...model.config, queryPrefixId: model.config.queryPrefixId ?? null, documentPrefixId: model.config.documentPrefixId ?? null })
     this.executionProvider = info.executionProvider as ExecutionProvider
     this.onnxPath = info.onnxPath
     this.threads = info.threads

@@ -169,6 +169,12 @@ impl Encoder {
     }
 
     /// Why the requested execution provider was not used, if it was not.
+    /// Whether each text runs in an inference of its own (a dynamically quantised graph), so that
+    /// its embeddings do not depend on its batch: batching texts together saves no inference work.
+    pub fn per_text(&self) -> bool {
+        self.per_text
+    }
+
     pub fn warning(&self) -> Option<&str> {
         self.warning.as_deref()
     }

@@ -60,6 +60,8 @@ pub struct NativeModelInfo {
     pub onnx_path: String,
     pub execution_provider: String,
     pub threads: u32,
+    /// Each text runs in an inference of its own (dynamically quantised int8).
+    pub per_text: bool,
     pub warning: Option<String>,
 }
 
@@ -207,6 +209,7 @@ impl NativeModel {
             onnx_path: self.inner.onnx_path().display().to_string(),
             execution_provider: self.inner.provider().as_str().to_string(),
             threads: self.inner.threads() as u32,
+            per_text: self.inner.per_text(),
             warning: self.inner.warning().map(str::to_string),
         }
     }
