@@ -5,11 +5,11 @@
 // every minute. Bounded in count and time; prints Markdown tables and writes JSON.
 //
 //   node bench/serve.mjs [--corpus ../shared/data/scifact] [--docs 5183] [--seconds 10]
-//                        [--connections 1,16,64] [--out bench/out/serve.json]
+//                        [--connections 1,16,64] [--tag int8] [--out bench/out/serve.json]
 //   node bench/serve.mjs --soak-minutes 30 [--corpus …] [--out bench/out/soak.json]
 //
-// The index is built once into bench/out/serve-data/ (the server's data folder; removed first
-// only if it holds nothing but a previous run's index).
+// The index is built once into bench/out/serve-data-<tag>/ (the server's data folder; a run
+// refuses a folder that holds anything but a previous run's index). --tag names it (default int8).
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -28,6 +28,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '1,16,64' },
     'soak-minutes': { type: 'string' },
     out: { type: 'string' },
+    // Names the data folder, so indexes built with different models stay apart.
+    tag: { type: 'string', default: 'int8' },
   },
 })
 const seconds = Number(values.seconds)
@@ -43,7 +45,7 @@ const corpus = readJsonl(path.join(values.corpus, 'corpus.jsonl')).slice(0, Numb
 const queries = readJsonl(path.join(values.corpus, 'queries.jsonl')).map((q) => q.text)
 const docText = (d) => (d.title ? `${d.title}. ${d.text}` : d.text)
 
-const dataDir = path.join(root, 'bench', 'out', 'serve-data')
+const dataDir = path.join(root, 'bench', 'out', `serve-data-${values.tag}`)
 const indexDir = path.join(dataDir, 'corpus')
 if (fs.existsSync(dataDir)) {
   const entries = fs.readdirSync(dataDir)

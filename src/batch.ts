@@ -46,8 +46,6 @@ interface Waiter {
   signal?: AbortSignal
   onAbort?: () => void
   settled: boolean
-  /** Arrival order. */
-  seq: number
 }
 
 /** Load of a model's encoder, as `ColBERT.load` reports it. */
@@ -73,7 +71,12 @@ export class EncodeBatcher {
   /** Shared batches that may run at once (the model's parallel sessions). */
   readonly #slots: number
   #pending = 0
-  #running = 0
+  /** Native calls running: shared batches per kind (each kind has `slots` lanes) and calls alone. */
+  readonly #lanes = new Map<boolean, number>([
+    [true, 0],
+    [false, 0],
+  ])
+  #alone = 0
   #batches = 0
   #batchedTexts = 0
   /** Waiting calls, queries and documents apart (they never share a batch). */
@@ -81,8 +84,7 @@ export class EncodeBatcher {
     [true, []],
     [false, []],
   ])
-  #timer: NodeJS.Timeout | undefined
-  #seq = 0
+  readonly #timers = new Map<boolean, NodeJS.Timeout>()
 
   constructor(run: EncodeRun, slots: number, options: BatchingOptions) {
     this.#run = run
@@ -97,7 +99,7 @@ export class EncodeBatcher {
     return {
       pending: this.#pending,
       waiting: this.#queues.get(true)!.length + this.#queues.get(false)!.length,
-      running: this.#running,
+      running: this.#lanes.get(true)! + this.#lanes.get(false)! + this.#alone,
       batches: this.#batches,
       batchedTexts: this.#batchedTexts,
     }
@@ -123,14 +125,13 @@ export class EncodeBatcher {
     return n > 0 && n < this.maxBatchSize
   }
 
-  /** Runs a call alone (counted as running, so shared batches leave room for it). */
+  /** Runs a call alone (the native scheduler interleaves its batches with everyone else's). */
   async alone<T>(run: () => Promise<T>): Promise<T> {
-    this.#running++
+    this.#alone++
     try {
       return await run()
     } finally {
-      this.#running--
-      this.#dispatch()
+      this.#alone--
     }
   }
 
@@ -138,7 +139,7 @@ export class EncodeBatcher {
   submit(texts: readonly string[], isQuery: boolean, signal?: AbortSignal): Promise<Embeddings> {
     if (signal?.aborted) return Promise.reject(abortError(signal))
     return new Promise<Embeddings>((resolve, reject) => {
-      const w: Waiter = { texts, isQuery, resolve, reject, signal, settled: false, seq: this.#seq++ }
+      const w: Waiter = { texts, isQuery, resolve, reject, signal, settled: false }
       if (signal) {
         w.onAbort = () => {
           if (w.settled) return
@@ -155,27 +156,37 @@ export class EncodeBatcher {
     })
   }
 
-  /** Sends waiting calls off in shared batches while slots are free. */
+  /**
+   * Sends waiting calls off in shared batches while lanes are free. Queries and documents have
+   * lanes of their own, so a batch of long documents never holds up the next batch of queries.
+   */
   #dispatch(): void {
-    while (this.#running < this.#slots) {
-      const queue = this.#oldestQueue()
-      if (!queue) return
-      const texts = queue.reduce((n, w) => n + w.texts.length, 0)
-      if (this.maxWaitMs > 0 && texts < this.maxBatchSize && this.#running > 0) {
-        // Something runs already; wait for more calls, at most maxWaitMs.
-        this.#timer ??= setTimeout(() => {
-          this.#timer = undefined
-          this.#flush()
-        }, this.maxWaitMs)
-        return
+    for (const isQuery of [true, false]) {
+      const queue = this.#queues.get(isQuery)!
+      while (queue.length > 0 && this.#lanes.get(isQuery)! < this.#slots) {
+        const texts = queue.reduce((n, w) => n + w.texts.length, 0)
+        if (this.maxWaitMs > 0 && texts < this.maxBatchSize && this.#lanes.get(isQuery)! > 0) {
+          // A batch of this kind runs already: wait for more calls, at most maxWaitMs.
+          this.#timers.set(
+            isQuery,
+            this.#timers.get(isQuery) ??
+              setTimeout(() => {
+                this.#timers.delete(isQuery)
+                this.#flush(isQuery)
+                this.#dispatch()
+              }, this.maxWaitMs),
+          )
+          break
+        }
+        this.#flush(isQuery)
       }
-      this.#flush(queue)
     }
   }
 
-  /** Sends one shared batch from `queue` (the oldest waiting one by default). */
-  #flush(queue = this.#oldestQueue()): void {
-    if (!queue || queue.length === 0) return
+  /** Sends one shared batch of the oldest waiting calls of a kind. */
+  #flush(isQuery: boolean): void {
+    const queue = this.#queues.get(isQuery)!
+    if (queue.length === 0) return
     const batch: Waiter[] = []
     let n = 0
     while (queue.length > 0 && (batch.length === 0 || n + queue[0].texts.length <= this.maxBatchSize)) {
@@ -183,23 +194,14 @@ export class EncodeBatcher {
       batch.push(w)
       n += w.texts.length
     }
-    this.#running++
+    this.#lanes.set(isQuery, this.#lanes.get(isQuery)! + 1)
     this.#batches++
     this.#batchedTexts += n
     this.#onBatch?.(n)
     void this.#runBatch(batch, n).finally(() => {
-      this.#running--
+      this.#lanes.set(isQuery, this.#lanes.get(isQuery)! - 1)
       this.#dispatch()
     })
-  }
-
-  #oldestQueue(): Waiter[] | undefined {
-    const q = this.#queues.get(true)!
-    const d = this.#queues.get(false)!
-    if (q.length === 0) return d.length > 0 ? d : undefined
-    if (d.length === 0) return q
-    // Both wait: the one whose first call came first (calls are pushed in arrival order).
-    return q[0].seq <= d[0].seq ? q : d
   }
 
   async #runBatch(batch: Waiter[], n: number): Promise<void> {
