@@ -102,16 +102,17 @@ const searchRequest = () => ({ method: 'POST', path: '/indexes/corpus/search', h
 /** A loop of upserts (8 documents each, re-sending corpus documents under new ids) until stopped. */
 function upsertStream(address, prefix) {
   let stop = false
-  let n = 0
+  const state = { committed: 0 }
   const done = (async () => {
     while (!stop) {
+      const n = state.committed
       const documents = Array.from({ length: 8 }, (_, j) => ({ id: `${prefix}-${n}-${j}`, text: docText(corpus[(n * 8 + j) % corpus.length]) }))
       await post(address, '/indexes/corpus/documents', { documents }, 'PUT')
-      n++
+      state.committed++
     }
-    return n * 8
+    return state.committed * 8
   })()
-  return { stop: () => ((stop = true), done) }
+  return { state, stop: () => ((stop = true), done) }
 }
 
 async function load(address, connections, duration) {
@@ -162,14 +163,20 @@ if (soakMinutes === undefined) {
   const samples = []
   const end = Date.now() + soakMinutes * 60_000
   const stream = upsertStream(s.address, 'soak')
+  // Deletes follow the upserts 16 batches behind, so the index stays about the same size and
+  // RSS can be read as a leak check.
   let deleted = 0
   let stopDeletes = false
   const deletes = (async () => {
-    for (let n = 0; !stopDeletes; n++) {
-      await new Promise((r) => setTimeout(r, 200))
+    for (let n = 0; !stopDeletes; ) {
+      if (n + 16 >= stream.state.committed) {
+        await new Promise((r) => setTimeout(r, 100))
+        continue
+      }
       const ids = Array.from({ length: 8 }, (_, j) => `soak-${n}-${j}`)
       await post(s.address, '/indexes/corpus/documents', { ids }, 'DELETE')
       deleted += ids.length
+      n++
     }
   })()
   let minute = 0

@@ -93,12 +93,14 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   }
   /** The index `name` (opened once; created when `create` and missing). */
   const open = async (name: string, create = false): Promise<PlaidIndex> => {
+    const known = indexes.get(name)?.index
+    if (known) return known
+    const dir = path.join(dataDir, name)
+    const exists = fs.existsSync(path.join(dir, 'MANIFEST'))
+    // Unknown names leave no trace (no entry), so requests for random names cost nothing.
+    if (!exists && !create) throw new ColbertError('INDEX_NOT_FOUND', `no index named ${JSON.stringify(name)} in ${dataDir}`)
     const e = entry(name)
-    if (e.index) return e.index
     e.opening ??= (async () => {
-      const dir = path.join(dataDir, name)
-      const exists = fs.existsSync(path.join(dir, 'MANIFEST'))
-      if (!exists && !create) throw new ColbertError('INDEX_NOT_FOUND', `no index named ${JSON.stringify(name)} in ${dataDir}`)
       const index = exists ? await PlaidIndex.open(dir, { maxQueued }) : await PlaidIndex.create(dir, { maxQueued })
       e.index = index
       return index

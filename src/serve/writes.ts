@@ -73,6 +73,8 @@ export class WriteQueue {
       if (this.#flushing) await this.#flushing
       else await this.#flush()
     }
+    clearTimeout(this.#timer)
+    this.#timer = undefined
   }
 
   #flush(): Promise<void> {
@@ -93,6 +95,7 @@ export class WriteQueue {
   async #commitAll(): Promise<void> {
     const ops = this.#ops
     this.#ops = []
+    if (ops.length === 0) return
     let index: PlaidIndex
     try {
       index = await this.#index()
