@@ -6,6 +6,7 @@ import path from 'node:path'
 import test from 'ava'
 
 import { ColBERT, ColbertError, count, item, PlaidIndex, type Embeddings } from '../index'
+import { EncodeBatcher, type EncodeRun } from '../src/batch'
 import { FIXTURES, STANDIN, tempDir } from './helpers'
 
 const QUERIES = Array.from({ length: 64 }, (_, i) => `what is the effect of compound ${i} on cell growth ${'and more '.repeat(i % 5)}`)
@@ -113,4 +114,40 @@ test('an index handle refuses searches beyond maxQueued with BUSY', async (t) =>
   await t.throwsAsync(PlaidIndex.open(dir, { maxQueued: 0 }), { message: /maxQueued/ })
   await index.close()
   await reopened.close()
+})
+
+test('maxWaitMs: while a batch of its kind runs, a call waits for company, then leaves; never more lanes than the model has', async (t) => {
+  const batches: string[][] = []
+  const releases: (() => void)[] = []
+  let running = 0
+  let peak = 0
+  const run: EncodeRun = async (texts) => {
+    batches.push(texts)
+    peak = Math.max(peak, ++running)
+    await new Promise<void>((r) => releases.push(r))
+    running--
+    return { dim: 1, offsets: Uint32Array.from(texts.map((_, i) => i).concat(texts.length)), data: Float32Array.from(texts.map((_, i) => i)) }
+  }
+  const batcher = new EncodeBatcher(run, 2, { maxWaitMs: 40 })
+  const calls = [batcher.submit(['a'], true)]
+  // The model is idle: 'a' left at once. A lane is free, but a query batch runs: b, c, d wait.
+  t.deepEqual(batches, [['a']])
+  calls.push(...['b', 'c', 'd'].map((x) => batcher.submit([x], true)))
+  t.deepEqual(batches, [['a']])
+  await new Promise((r) => setTimeout(r, 80))
+  t.deepEqual(batches, [['a'], ['b', 'c', 'd']])
+  // Both lanes busy: e waits for a lane, whatever maxWaitMs says.
+  calls.push(batcher.submit(['e'], true))
+  await new Promise((r) => setTimeout(r, 80))
+  t.is(batches.length, 2)
+  releases.shift()!()
+  await new Promise((r) => setTimeout(r, 80))
+  t.deepEqual(batches.at(-1), ['e'])
+  while (releases.length > 0 || running > 0) {
+    releases.shift()?.()
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  const out = await Promise.all(calls)
+  t.deepEqual(out.map((e) => Array.from(e.data)), [[0], [0], [1], [2], [0]])
+  t.is(peak, 2)
 })

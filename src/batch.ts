@@ -24,9 +24,10 @@ export interface BatchingOptions {
    */
   maxBatchSize?: number
   /**
-   * How long a shared batch may wait for more calls once the model is free, in milliseconds
-   * (default 0: it leaves at once; calls that arrive while the model is busy still share the next
-   * batch). Raise it to trade latency for larger batches.
+   * How long a shared batch may wait for more calls while another batch of its kind runs, in
+   * milliseconds (default 0: it leaves as soon as a lane is free; calls that arrive while every
+   * lane is busy still share the next batch). An idle model never waits. Raise it to trade latency
+   * for larger batches.
    */
   maxWaitMs?: number
   /** Most encode calls pending on this model, batched or not; beyond it a call fails at once with `BUSY` (default: no bound). */
@@ -84,7 +85,10 @@ export class EncodeBatcher {
     [true, []],
     [false, []],
   ])
+  /** Per kind, the `maxWaitMs` timer of its waiting calls; once it fired, the kind is due. */
   readonly #timers = new Map<boolean, NodeJS.Timeout>()
+  /** Kinds whose waiting calls wait no longer for company. */
+  readonly #due = new Set<boolean>()
 
   constructor(run: EncodeRun, slots: number, options: BatchingOptions) {
     this.#run = run
@@ -165,17 +169,19 @@ export class EncodeBatcher {
       const queue = this.#queues.get(isQuery)!
       while (queue.length > 0 && this.#lanes.get(isQuery)! < this.#slots) {
         const texts = queue.reduce((n, w) => n + w.texts.length, 0)
-        if (this.maxWaitMs > 0 && texts < this.maxBatchSize && this.#lanes.get(isQuery)! > 0) {
-          // A batch of this kind runs already: wait for more calls, at most maxWaitMs.
-          this.#timers.set(
-            isQuery,
-            this.#timers.get(isQuery) ??
+        if (this.maxWaitMs > 0 && texts < this.maxBatchSize && this.#lanes.get(isQuery)! > 0 && !this.#due.has(isQuery)) {
+          // A batch of this kind runs already: wait for more calls, at most maxWaitMs (then
+          // leave with the next free lane, never beyond the lanes).
+          if (!this.#timers.has(isQuery)) {
+            this.#timers.set(
+              isQuery,
               setTimeout(() => {
                 this.#timers.delete(isQuery)
-                this.#flush(isQuery)
+                this.#due.add(isQuery)
                 this.#dispatch()
               }, this.maxWaitMs),
-          )
+            )
+          }
           break
         }
         this.#flush(isQuery)
@@ -187,6 +193,9 @@ export class EncodeBatcher {
   #flush(isQuery: boolean): void {
     const queue = this.#queues.get(isQuery)!
     if (queue.length === 0) return
+    clearTimeout(this.#timers.get(isQuery))
+    this.#timers.delete(isQuery)
+    this.#due.delete(isQuery)
     const batch: Waiter[] = []
     let n = 0
     while (queue.length > 0 && (batch.length === 0 || n + queue[0].texts.length <= this.maxBatchSize)) {
@@ -214,7 +223,7 @@ export class EncodeBatcher {
     for (const w of batch) w.signal?.addEventListener('abort', onAbort, { once: true })
     try {
       // One inference batch: other shared batches run beside it on the model's other sessions.
-      const out = await this.#run(texts, batch[0].isQuery, Math.max(1, n), token)
+      const out = await this.#run(texts, batch[0].isQuery, n, token)
       let item = 0
       for (const w of batch) {
         const first = item
