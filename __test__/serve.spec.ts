@@ -130,6 +130,7 @@ test('bad requests get a 4xx JSON error with a stable code, and the server keeps
 test('an API key guards every route but /health (Bearer, constant-time)', async (t) => {
   const { call } = await start(t, { apiKey: 's3cret-key' })
   t.is((await call('GET', '/health')).status, 200)
+  t.is((await call('GET', '/health?probe=1')).status, 200)
   for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong' }, { authorization: 's3cret-key' }, { authorization: 'Bearer s3cret-key2' }]) {
     const r = await call('POST', '/encode', { texts: ['x'] }, headers)
     t.is(r.status, 401)

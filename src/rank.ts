@@ -16,6 +16,11 @@ export interface RankedDocument {
   score: number
 }
 
+/** Positions of `scores`, best first; ties keep the input order (as PyLate's stable sort). */
+export function bestFirst(scores: ArrayLike<number>): number[] {
+  return Array.from({ length: scores.length }, (_, j) => j).sort((a, b) => scores[b] - scores[a] || a - b)
+}
+
 /** The rows of item `i` as a one-item batch (no copy). */
 function one(e: Embeddings, i: number): Embeddings {
   return {
@@ -51,7 +56,6 @@ export function rerank(input: RerankInput): RankedDocument[][] {
     }
     if (ids.length === 0) return []
     const scores = maxsim(one(queriesEmbeddings, i), docs, { zeroPadded: true })
-    const order = ids.map((_, j) => j).sort((a, b) => scores[b] - scores[a] || a - b)
-    return order.map((j) => ({ id: ids[j], score: scores[j] }))
+    return bestFirst(scores).map((j) => ({ id: ids[j], score: scores[j] }))
   })
 }

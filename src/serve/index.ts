@@ -8,13 +8,13 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 
-import { count, item, type Embeddings } from '../embeddings'
+import { count, item, maxsimAsync, type Embeddings } from '../embeddings'
 import { ColbertError, type ColbertErrorCode } from '../errors'
 import type { ColBERT } from '../model'
 import { PlaidIndex, type MetadataFilter, type SearchOptions, type StoredDocument } from '../plaid_index'
-import { rerank } from '../rank'
+import { bestFirst } from '../rank'
 import { createMetrics } from './metrics'
 import { WriteQueue } from './writes'
 
@@ -84,11 +84,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const indexes = new Map<string, IndexEntry>()
   const entry = (name: string): IndexEntry => {
     let e = indexes.get(name)
-    if (!e) {
-      const created: IndexEntry = { writes: new WriteQueue(() => open(name, true), writeDelayMs, maxQueued) }
-      indexes.set(name, created)
-      e = created
-    }
+    if (!e) indexes.set(name, (e = { writes: new WriteQueue(() => open(name, true), writeDelayMs, maxQueued) }))
     return e
   }
   /** The index `name` (opened once; created when `create` and missing). */
@@ -134,8 +130,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   // Authentication: a constant-time comparison of digests (equal lengths whatever is sent).
   const expected = apiKey === undefined ? undefined : crypto.createHash('sha256').update(apiKey).digest()
   app.addHook('onRequest', async (request, reply) => {
-    ;(request as FastifyRequest & { started: bigint }).started = process.hrtime.bigint()
-    if (!expected || request.url === '/health') return
+    if (!expected || request.routeOptions.url === '/health') return
     const header = request.headers.authorization ?? ''
     const given = crypto.createHash('sha256').update(header.startsWith('Bearer ') ? header.slice(7) : '').digest()
     if (!crypto.timingSafeEqual(new Uint8Array(given), new Uint8Array(expected))) {
@@ -145,9 +140,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   })
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unknown'
-    const started = (request as FastifyRequest & { started?: bigint }).started
     metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) })
-    if (started !== undefined) metrics.requestSeconds.observe({ method: request.method, route }, Number(process.hrtime.bigint() - started) / 1e9)
+    metrics.requestSeconds.observe({ method: request.method, route }, reply.elapsedTime / 1000)
   })
 
   app.setErrorHandler((error: FastifyError | ColbertError, _request, reply) => {
@@ -180,9 +174,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   } as const
 
   const encode = async (list: string[], isQuery: boolean): Promise<Embeddings> => {
-    const started = performance.now()
+    const done = metrics.encodeSeconds.startTimer({ kind: isQuery ? 'query' : 'document' })
     const e = await model.encode(list, { isQuery })
-    metrics.encodeSeconds.observe({ kind: isQuery ? 'query' : 'document' }, (performance.now() - started) / 1000)
+    done()
     return e
   }
   const rows = (e: Embeddings) => Array.from({ length: count(e) }, (_, i) => item(e, i))
@@ -194,7 +188,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   app.get('/ready', { schema: { summary: 'Readiness: the model and indexes are loaded and the server is not draining.', tags: ['operations'] } }, async (_req, reply) => {
     if (draining) return reply.code(503).send({ status: 'draining' })
-    return { status: 'ready', indexes: [...indexes.keys()].filter((k) => indexes.get(k)?.index) }
+    return { status: 'ready', indexes: [...indexes].filter(([, e]) => e.index).map(([name]) => name) }
   })
 
   app.get('/metrics', { schema: { summary: 'Prometheus metrics (text format).', tags: ['operations'] } }, async (_req, reply) => {
@@ -229,8 +223,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     async (request) => {
       const { query, documents } = request.body
       const [q, d] = await Promise.all([encode([query], true), encode(documents, false)])
-      const ranked = rerank({ documentsIds: [documents.map((_, i) => String(i))], queriesEmbeddings: q, documentsEmbeddings: [d] })[0]
-      return { results: ranked.map((r) => ({ index: Number(r.id), score: r.score })) }
+      // `rerank`'s scoring (zero-padded MaxSim, ties in input order), off the event loop.
+      const scores = await maxsimAsync(q, d, { zeroPadded: true })
+      return { results: bestFirst(scores).map((index) => ({ index, score: scores[index] })) }
     },
   )
 
@@ -286,9 +281,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       const q: Embeddings = queries
         ? await encode(queries, true)
         : { dim: embeddings!.dim, offsets: Uint32Array.from(embeddings!.offsets), data: Float32Array.from(embeddings!.data) }
-      const started = performance.now()
+      const done = metrics.searchSeconds.startTimer()
       const hits = await index.search(q, rest as SearchOptions)
-      metrics.searchSeconds.observe((performance.now() - started) / 1000)
+      done()
       return { results: hits }
     },
   )
