@@ -1,6 +1,7 @@
 //! Exact MaxSim over `Embeddings` passed as typed arrays: synchronous (small inputs, e.g.
-//! reranking) and as a task on the shared scheduler (whole corpora, e.g. evaluation). Both run
-//! `colbert_core::maxsim` (blocked SGEMM), which checks its inputs.
+//! reranking) and as a task on the shared scheduler (whole corpora, e.g. evaluation). Both check
+//! their inputs once (`EmbeddingsView::new`) and run `colbert_core::maxsim` (blocked SGEMM).
+//! [`OwnedEmbeddings`] is how every task takes embeddings off the JavaScript thread.
 
 use colbert_core::{
     maxsim as plain, maxsim_zero_padded, schedule, EmbeddingsError, EmbeddingsView,
@@ -11,18 +12,48 @@ use napi_derive::napi;
 use crate::errors::OrThrow;
 use crate::tasks;
 
-/// Scores checked batches (`EmbeddingsView::new` validates each once).
+/// MaxSim of two checked batches, plain or zero-padded.
 fn score(
-    (q_dim, q_offsets, q_data): (u32, &[u32], &[f32]),
-    (d_dim, d_offsets, d_data): (u32, &[u32], &[f32]),
+    q: EmbeddingsView<'_>,
+    d: EmbeddingsView<'_>,
     zero_padded: Option<bool>,
 ) -> std::result::Result<Vec<f32>, EmbeddingsError> {
-    let q = EmbeddingsView::new(q_dim as usize, q_offsets, q_data)?;
-    let d = EmbeddingsView::new(d_dim as usize, d_offsets, d_data)?;
     if zero_padded.unwrap_or(false) {
         maxsim_zero_padded(q, d)
     } else {
         plain(q, d)
+    }
+}
+
+/// Embeddings copied out of JavaScript's typed arrays (the caller may reuse them); the engine
+/// validates them where it uses them.
+pub struct OwnedEmbeddings {
+    dim: usize,
+    offsets: Vec<u32>,
+    data: Vec<f32>,
+}
+
+impl OwnedEmbeddings {
+    pub fn copy(dim: u32, offsets: &Uint32Array, data: &Float32Array) -> Self {
+        OwnedEmbeddings {
+            dim: dim as usize,
+            offsets: offsets.to_vec(),
+            data: data.to_vec(),
+        }
+    }
+
+    /// The copy as a checked batch (`INVALID_ARGUMENT` when malformed).
+    pub fn checked(&self) -> std::result::Result<EmbeddingsView<'_>, EmbeddingsError> {
+        EmbeddingsView::new(self.dim, &self.offsets, &self.data)
+    }
+
+    /// The copy as a batch, unchecked: the engine that takes it validates it.
+    pub fn view(&self) -> EmbeddingsView<'_> {
+        EmbeddingsView {
+            dim: self.dim,
+            offsets: &self.offsets,
+            data: &self.data,
+        }
     }
 }
 
@@ -39,12 +70,10 @@ pub fn maxsim(
     document_data: &[f32],
     zero_padded: Option<bool>,
 ) -> Result<Float32Array> {
-    let scores = score(
-        (query_dim, query_offsets, query_data),
-        (document_dim, document_offsets, document_data),
-        zero_padded,
-    )
-    .or_throw()?;
+    let q = EmbeddingsView::new(query_dim as usize, query_offsets, query_data).or_throw()?;
+    let d =
+        EmbeddingsView::new(document_dim as usize, document_offsets, document_data).or_throw()?;
+    let scores = score(q, d, zero_padded).or_throw()?;
     Ok(Float32Array::new(scores))
 }
 
@@ -61,19 +90,14 @@ pub fn maxsim_task<'env>(
     document_data: Float32Array,
     zero_padded: Option<bool>,
 ) -> Result<PromiseRaw<'env, Float32Array>> {
-    // Copy before leaving the JavaScript thread: the caller may reuse its arrays.
-    let (qo, qd) = (query_offsets.to_vec(), query_data.to_vec());
-    let (dof, dd) = (document_offsets.to_vec(), document_data.to_vec());
+    // Copied before leaving the JavaScript thread (the caller may reuse its arrays), checked in
+    // the task.
+    let q = OwnedEmbeddings::copy(query_dim, &query_offsets, &query_data);
+    let d = OwnedEmbeddings::copy(document_dim, &document_offsets, &document_data);
     tasks::spawn(
         env,
         schedule::budget(),
-        move || {
-            Ok(score(
-                (query_dim, &qo, &qd),
-                (document_dim, &dof, &dd),
-                zero_padded,
-            )?)
-        },
+        move || Ok(score(q.checked()?, d.checked()?, zero_padded)?),
         Float32Array::new,
     )
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use colbert_core::{schedule, CancelToken as Cancel, EmbeddingsView, OnProgress};
+use colbert_core::{schedule, CancelToken as Cancel, OnProgress};
 use colbert_plaid::{
     CommitInfo, DocumentFields, DriftInfo, Filter, Hit, IndexInfo, IndexOptions, PlaidError,
     PlaidIndex, SearchParams, Writer,
@@ -11,6 +11,7 @@ use colbert_plaid::{
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::embeddings::OwnedEmbeddings;
 use crate::errors::{closed, invalid, OrThrow, Outcome};
 use crate::model::CancelToken;
 use crate::progress::{reporter, OnProgressJs};
@@ -235,32 +236,6 @@ pub fn open_plaid_index(env: &Env, dir: String) -> Result<PromiseRaw<'_, NativeP
         move || Ok(PlaidIndex::open(&PathBuf::from(dir))?),
         NativePlaidIndex::from,
     )
-}
-
-/// Embeddings copied out of JavaScript's typed arrays (the caller may reuse them); the engine
-/// validates them where it uses them.
-struct OwnedEmbeddings {
-    dim: usize,
-    offsets: Vec<u32>,
-    data: Vec<f32>,
-}
-
-impl OwnedEmbeddings {
-    fn copy(dim: u32, offsets: &Uint32Array, data: &Float32Array) -> Self {
-        OwnedEmbeddings {
-            dim: dim as usize,
-            offsets: offsets.to_vec(),
-            data: data.to_vec(),
-        }
-    }
-
-    fn view(&self) -> EmbeddingsView<'_> {
-        EmbeddingsView {
-            dim: self.dim,
-            offsets: &self.offsets,
-            data: &self.data,
-        }
-    }
 }
 
 #[napi]
