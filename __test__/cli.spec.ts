@@ -129,7 +129,7 @@ test('index builds from a Markdown folder; search finds the right sections with 
   t.is(info.code, 0, info.stderr)
   const i = JSON.parse(info.stdout)
   t.is(i.index.documents, 4)
-  t.is(i.index.formatVersion, 2)
+  t.is(i.index.formatVersion, 3)
   t.truthy(i.runtime.version)
 })
 

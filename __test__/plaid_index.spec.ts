@@ -76,7 +76,7 @@ dataTest('info describes the committed state and reopening gives the same result
   t.is(info.documents, 300)
   t.is(info.dim, 128)
   t.is(info.nbits, 4)
-  t.is(info.formatVersion, 2)
+  t.is(info.formatVersion, 3)
   t.true(info.bytesOnDisk > 0)
   const again = await PlaidIndex.open(dir)
   t.deepEqual(await again.search(q, { k: 5 }), await index.search(q, { k: 5 }))

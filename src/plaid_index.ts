@@ -37,6 +37,11 @@ export interface PlaidIndexOptions extends TrainingOptions, OpenOptions {
 }
 
 export interface PlaidIndexInfo {
+  /**
+   * The oldest on-disk format among the index's files. This release writes format 3 and reads
+   * formats 2 and 3; a format-2 index searches as before, and `compact()` rewrites it in format 3
+   * (stored per-token norms: faster search).
+   */
   formatVersion: number
   /** Committed transactions so far. */
   generation: number
@@ -546,7 +551,9 @@ export class PlaidIndex {
   /**
    * Merges every segment into one and drops deleted documents, reclaiming their space, in one
    * transaction. Unlike `rebuild` it does not retrain: codes and residuals are copied as they
-   * are, so results do not change. A no-op when there is one segment and nothing deleted.
+   * are, so results do not change. Segments of an older format (`info.formatVersion` below the
+   * current) are rewritten in the current one. A no-op when there is one current-format segment
+   * and nothing deleted.
    */
   async compact(options: Pick<AddOptions, 'signal' | 'onProgress'> = {}): Promise<AddResult> {
     return this.#maintain(options, (token, onProgress) => this.#native.compact(token, onProgress))

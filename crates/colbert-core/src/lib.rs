@@ -3,6 +3,7 @@
 //! - [`embeddings`]: token-embedding batches ([`Embeddings`], [`EmbeddingsView`]), the one data
 //!   shape from the encoder through the TypeScript API to the index;
 //! - [`kernels`]: the dot kernels (SGEMM and the tiled reference), and [`maxsim()`]: exact MaxSim on them;
+//! - [`panel`]: row scoring against one prepared query ([`QueryPanel`]), no per-call packing;
 //! - [`schedule`]: the process's threads: one budget of permits for bulk work, a search pool and
 //!   a write pool sized to it;
 //! - [`cancel`]: the cancellation token every long call takes;
@@ -14,6 +15,7 @@ pub mod embeddings;
 pub mod error;
 pub mod kernels;
 pub mod maxsim;
+pub mod panel;
 pub mod progress;
 pub mod schedule;
 
@@ -22,4 +24,5 @@ pub use embeddings::{validate, Embeddings, EmbeddingsError, EmbeddingsView};
 pub use error::CodedError;
 pub use kernels::{dot, normalize_rows};
 pub use maxsim::{maxsim, maxsim_pair, maxsim_zero_padded};
+pub use panel::QueryPanel;
 pub use progress::{OnProgress, Progress, Stage};

@@ -163,24 +163,78 @@ impl ResidualCodec {
         }
     }
 
+    /// The residual of one token as stored, `weights[buckets]` (no centroid), into `out`
+    /// (`dim` long).
+    #[inline]
+    pub fn expand_residual(&self, packed: &[u8], out: &mut [f32]) {
+        match self.nbits {
+            4 => expand::<2>(&self.lut, packed, out, None),
+            2 => expand::<4>(&self.lut, packed, out, None),
+            _ => expand::<8>(&self.lut, packed, out, None),
+        }
+    }
+
+    /// `centroid + weights[buckets]` (not normalised) into `out`; returns the inverse of its
+    /// norm, `1 / max(‖out‖, 1e-12)`: the factor that decoding and stored norms both use.
+    #[inline]
+    pub fn reconstruct_into(&self, centroid: &[f32], packed: &[u8], out: &mut [f32]) -> f32 {
+        match self.nbits {
+            4 => expand::<2>(&self.lut, packed, out, Some(centroid)),
+            2 => expand::<4>(&self.lut, packed, out, Some(centroid)),
+            _ => expand::<8>(&self.lut, packed, out, Some(centroid)),
+        }
+        1.0 / colbert_core::kernels::dot(out, out).sqrt().max(1e-12)
+    }
+
     /// Decodes one token: `normalize(centroid + weights[buckets])` into `out` (`dim` long).
     #[inline]
     pub fn decompress_into(&self, centroid: &[f32], packed: &[u8], out: &mut [f32]) {
-        let per_byte = 8 / self.nbits as usize;
-        for ((o, c), &byte) in out
-            .chunks_exact_mut(per_byte)
-            .zip(centroid.chunks_exact(per_byte))
-            .zip(packed)
-        {
-            let w = &self.lut[byte as usize * per_byte..byte as usize * per_byte + per_byte];
-            for s in 0..per_byte {
-                o[s] = c[s] + w[s];
-            }
-        }
-        let norm = colbert_core::kernels::dot(out, out).sqrt().max(1e-12);
-        let inv = 1.0 / norm;
+        let inv = self.reconstruct_into(centroid, packed, out);
         for v in out.iter_mut() {
             *v *= inv;
+        }
+    }
+
+    /// The inverse reconstruction norm of each token (`codes[i]`, `packed` row `i`) into
+    /// `out`, as [`Self::reconstruct_into`] computes it; `centroids` is the `[K × dim]`
+    /// codebook. `None` when a code or row is out of range.
+    pub fn inv_norms(
+        &self,
+        centroids: &[f32],
+        codes: impl IntoIterator<Item = usize>,
+        packed: &[u8],
+        out: &mut Vec<f32>,
+    ) -> Option<()> {
+        let (dim, rb) = (self.dim, self.row_bytes());
+        let mut row = vec![0.0f32; dim];
+        out.clear();
+        for (c, p) in codes.into_iter().zip(packed.chunks_exact(rb)) {
+            let cent = centroids.get(c * dim..(c + 1) * dim)?;
+            out.push(self.reconstruct_into(cent, p, &mut row));
+        }
+        (out.len() * rb == packed.len()).then_some(())
+    }
+}
+
+/// `out = weights[buckets]` (+ `centroid`), `P = 8 / nbits` values per packed byte: a
+/// compile-time width, so each byte's values are moved as one small fixed-size copy.
+#[inline(always)]
+fn expand<const P: usize>(lut: &[f32], packed: &[u8], out: &mut [f32], centroid: Option<&[f32]>) {
+    let (table, _) = lut.as_chunks::<P>();
+    match centroid {
+        None => {
+            for (o, &byte) in out.chunks_exact_mut(P).zip(packed) {
+                let w = &table[byte as usize];
+                o.copy_from_slice(w);
+            }
+        }
+        Some(c) => {
+            for ((o, c), &byte) in out.chunks_exact_mut(P).zip(c.chunks_exact(P)).zip(packed) {
+                let w = &table[byte as usize];
+                for s in 0..P {
+                    o[s] = c[s] + w[s];
+                }
+            }
         }
     }
 }

@@ -13,9 +13,13 @@ pub enum PlaidError {
     Exists(String),
     /// The index was written by an incompatible version of the format.
     #[error(
-        "index format version {found} is not supported (this build reads version {supported})"
+        "index format version {found} is not supported: this build reads versions {oldest} to {newest}. An index written by a newer release opens with that release; rebuild an older one from its documents"
     )]
-    FormatUnsupported { found: u64, supported: u32 },
+    FormatUnsupported {
+        found: u64,
+        oldest: u32,
+        newest: u32,
+    },
     /// A checksum or structural check failed.
     #[error("index is corrupt: {0}")]
     Corrupt(String),
@@ -59,6 +63,15 @@ impl colbert_core::CodedError for PlaidError {
 }
 
 impl PlaidError {
+    /// A file or manifest of format `found`, outside what this build reads.
+    pub(crate) fn format_unsupported(found: u64) -> Self {
+        PlaidError::FormatUnsupported {
+            found,
+            oldest: crate::format::OLDEST_SUPPORTED_FORMAT,
+            newest: crate::format::FORMAT_VERSION,
+        }
+    }
+
     pub(crate) fn io(context: &str, path: &Path, e: std::io::Error) -> Self {
         PlaidError::Io(format!("{context} {}: {e}", path.display()))
     }

@@ -38,8 +38,17 @@ use crate::error::{PlaidError, Result};
 #[cfg(target_endian = "big")]
 compile_error!("colbert-plaid stores little-endian data and does not support big-endian targets");
 
-/// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+/// The on-disk format version this build writes (and the newest it reads).
+///
+/// * 3: segments store each token's inverse reconstruction norm (`1 / ‖centroid + residual‖`),
+///   so search scores stored codes without decompressing them.
+/// * 2: the first format with checksummed containers and transactions (no stored norms).
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format this build reads. Files of any version in
+/// `OLDEST_SUPPORTED_FORMAT..=FORMAT_VERSION` open; new files are always written in
+/// `FORMAT_VERSION`, so the first commit to an older index upgrades its manifest, and
+/// `compact()` rewrites every older segment.
+pub const OLDEST_SUPPORTED_FORMAT: u32 = 2;
 const MAGIC: &[u8; 8] = b"CLBPLAID";
 const BLOCK: usize = 65_536;
 const HEADER: usize = 64;
@@ -176,6 +185,15 @@ impl ContainerWriter {
     pub fn map_written(&mut self) -> Result<Mmap> {
         self.out.flush().map_err(|e| io_err(&self.path, e))?;
         map_file(self.out.get_ref(), &self.path)
+    }
+
+    /// Renumbers section `i` (written so far) as the last section: a file can place a section
+    /// next to related data while its number stays the one a newer format appended.
+    pub fn move_section_to_end(&mut self, i: usize) {
+        if i < self.sections.len() {
+            let s = self.sections.remove(i);
+            self.sections.push(s);
+        }
     }
 
     /// Offset/length of section `i` written so far.
@@ -357,6 +375,8 @@ pub(crate) struct Container {
     sections: Vec<Range<usize>>,
     data_len: usize,
     crcs: Vec<u32>,
+    /// The format version in the header (checked to be supported).
+    version: u32,
     /// Per block: 0 not yet checked, 1 good, 2 bad.
     state: Vec<AtomicU8>,
 }
@@ -443,15 +463,13 @@ impl Container {
             data_len,
             state: (0..n_blocks).map(|_| AtomicU8::new(0)).collect(),
             crcs,
+            version,
             map,
         };
         // The header is checksummed like everything else: verify it before trusting it.
         c.verify(0..HEADER)?;
-        if version != FORMAT_VERSION {
-            return Err(PlaidError::FormatUnsupported {
-                found: version as u64,
-                supported: FORMAT_VERSION,
-            });
+        if !(OLDEST_SUPPORTED_FORMAT..=FORMAT_VERSION).contains(&version) {
+            return Err(PlaidError::format_unsupported(version as u64));
         }
         if k != kind as u32 || block != BLOCK {
             return Err(bad("inconsistent header"));
@@ -508,6 +526,11 @@ impl Container {
 
     pub fn n_sections(&self) -> usize {
         self.sections.len()
+    }
+
+    /// The format version this file was written in.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     pub fn section_range(&self, i: usize) -> Range<usize> {

@@ -10,7 +10,6 @@ use colbert_core::{CancelToken, Embeddings, EmbeddingsView, OnProgress};
 
 use crate::error::{PlaidError, Result};
 use crate::filter::Filter;
-use crate::format::FORMAT_VERSION;
 use crate::handle::{open_snapshot, Inner};
 use crate::manifest::{self, IndexOptions, Manifest, MANIFEST};
 use crate::search::{self, Hit, SearchParams};
@@ -22,6 +21,8 @@ use crate::writer::{CommitInfo, Mode, Writer};
 /// A summary of the current generation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexInfo {
+    /// The oldest format among the index's manifest and segments (`compact()` rewrites older
+    /// segments in [`crate::FORMAT_VERSION`]).
     pub format_version: u32,
     pub generation: u64,
     /// Live documents.
@@ -181,7 +182,11 @@ impl PlaidIndex {
             stored_bytes,
             payload_bytes,
             ivf_bytes,
-            format_version: FORMAT_VERSION,
+            format_version: m
+                .segments
+                .iter()
+                .map(|g| g.format)
+                .fold(m.format_version, u32::min),
             generation: m.generation,
             documents: m.live_docs,
             embeddings: m.live_tokens,

@@ -29,7 +29,7 @@ mod writer;
 pub use colbert_core::{Embeddings, EmbeddingsView};
 pub use error::{PlaidError, Result};
 pub use filter::Filter;
-pub use format::FORMAT_VERSION;
+pub use format::{FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
 pub use index::{DriftInfo, IndexInfo, PlaidIndex};
 pub use manifest::IndexOptions;
 pub use search::{Hit, SearchParams};

@@ -15,7 +15,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PlaidError, Result};
-use crate::format::{FileRef, FORMAT_VERSION};
+use crate::format::{FileRef, FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
 
 pub(crate) const MANIFEST: &str = "MANIFEST";
 const MAGIC: &str = "PLAID-MANIFEST";
@@ -41,6 +41,14 @@ pub struct SegmentMeta {
     pub code_bytes: u8,
     /// Number of IVF lists stored in the segment (the codebook size when it was written).
     pub num_centroids: u32,
+    /// The format the segment file was written in (2 for segments listed by a format-2
+    /// manifest, which did not record it).
+    #[serde(default = "format_2")]
+    pub format: u32,
+}
+
+fn format_2() -> u32 {
+    2
 }
 
 /// The committed state of an index.
@@ -115,8 +123,11 @@ impl Manifest {
     }
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        let json = serde_json::to_string(self).map_err(|e| PlaidError::Internal(e.to_string()))?;
-        let v = self.format_version.to_string();
+        // Whatever version it was read in, a manifest is written in this build's format.
+        let mut m = self.clone();
+        m.format_version = FORMAT_VERSION;
+        let json = serde_json::to_string(&m).map_err(|e| PlaidError::Internal(e.to_string()))?;
+        let v = FORMAT_VERSION.to_string();
         let crc = crc32fast::hash(format!("{v}\n{json}").as_bytes());
         Ok(format!("{MAGIC} {v} {crc:08x}\n{json}").into_bytes())
     }
@@ -138,11 +149,8 @@ impl Manifest {
             return Err(bad("checksum mismatch"));
         }
         let found: u64 = v.parse().map_err(|_| bad("bad version"))?;
-        if found != FORMAT_VERSION as u64 {
-            return Err(PlaidError::FormatUnsupported {
-                found,
-                supported: FORMAT_VERSION,
-            });
+        if !(OLDEST_SUPPORTED_FORMAT as u64..=FORMAT_VERSION as u64).contains(&found) {
+            return Err(PlaidError::format_unsupported(found));
         }
         let m: Manifest = serde_json::from_str(json).map_err(|e| bad(&e.to_string()))?;
         if m.format_version as u64 != found {
@@ -280,11 +288,32 @@ mod tests {
             let r = Manifest::decode(&b);
             assert_eq!(r.unwrap_err().code(), "INDEX_CORRUPT", "flip at {i}");
         }
-        let mut future = m.clone();
-        future.format_version = 7;
-        let e = Manifest::decode(&future.encode().unwrap()).unwrap_err();
+        // Bytes as a build of format `v` writes them.
+        let written_in = |v: u32| {
+            let mut old = m.clone();
+            old.format_version = v;
+            let json = serde_json::to_string(&old).unwrap();
+            let crc = crc32fast::hash(format!("{v}\n{json}").as_bytes());
+            format!("{MAGIC} {v} {crc:08x}\n{json}").into_bytes()
+        };
+        let e = Manifest::decode(&written_in(7)).unwrap_err();
         assert_eq!(e.code(), "INDEX_FORMAT_UNSUPPORTED");
-        assert!(e.to_string().contains('7') && e.to_string().contains('2'));
+        assert!(e.to_string().contains('7') && e.to_string().contains('3'));
+        // The oldest supported format still opens (and is written back in the current one);
+        // one older does not.
+        for (v, ok) in [
+            (OLDEST_SUPPORTED_FORMAT, true),
+            (OLDEST_SUPPORTED_FORMAT - 1, false),
+        ] {
+            match Manifest::decode(&written_in(v)) {
+                Ok(d) => {
+                    assert!(ok && d.format_version == v);
+                    let again = Manifest::decode(&d.encode().unwrap()).unwrap();
+                    assert_eq!(again.format_version, FORMAT_VERSION);
+                }
+                Err(e) => assert!(!ok && e.code() == "INDEX_FORMAT_UNSUPPORTED"),
+            }
+        }
     }
 
     /// Floats read back exactly as written: with serde_json's default float parser about one

@@ -13,14 +13,17 @@
 //! only cover the newest segments, so no other document's number moves; external ids never
 //! change). Nothing is re-encoded: codes and packed residuals are copied after their checksums
 //! are verified, so corruption in a source fails the commit instead of being copied under a
-//! fresh checksum. `PlaidIndex::compact` merges every segment this way on demand.
+//! fresh checksum; the stored inverse norms are recomputed from them and the codebook (which
+//! also upgrades format-2 segments, that have none). `PlaidIndex::compact` merges every segment this way on demand.
 
 use std::path::{Path, PathBuf};
 
 use colbert_core::CancelToken;
 use memmap2::Mmap;
 
+use crate::codec::Codebook;
 use crate::error::{PlaidError, Result};
+use crate::format::FORMAT_VERSION;
 use crate::ids::StagedIds;
 use crate::manifest::{Manifest, SegmentMeta};
 use crate::segment::{Codes, Segment, SegmentWriter, StagedFields};
@@ -49,10 +52,13 @@ pub(crate) fn segments_to_merge(m: &Manifest, rebuild: bool, compact_asked: bool
     }
 }
 
-/// Whether merging every segment would change anything: several segments, or deleted
-/// documents to drop. (Compacting otherwise is a no-op, and commits nothing.)
+/// Whether merging every segment would change anything: several segments, deleted documents
+/// to drop, or a segment in an older format to rewrite. (Compacting otherwise is a no-op, and
+/// commits nothing.)
 pub(crate) fn worth_compacting(m: &Manifest) -> bool {
-    m.segments.len() >= 2 || m.deleted_docs > 0
+    m.segments.len() >= 2
+        || m.deleted_docs > 0
+        || m.segments.iter().any(|s| s.format < FORMAT_VERSION)
 }
 
 /// How many of the newest segments (with these token counts, oldest first) to merge into one:
@@ -73,14 +79,12 @@ pub(crate) fn tail_to_merge(tokens: &[u64]) -> usize {
     }
 }
 
-/// Where a merged segment goes and its layout.
+/// Where a merged segment goes and the codebook it is written for (its size is the number
+/// of IVF lists; its centroids give the stored norms).
 pub(crate) struct MergeOutput<'a> {
     pub dir: &'a Path,
     pub generation: u64,
-    /// IVF lists (the current codebook size).
-    pub num_centroids: usize,
-    /// Packed residual bytes per token.
-    pub row_bytes: usize,
+    pub codebook: &'a Codebook,
 }
 
 /// Writes one segment holding the documents of `sources` (consecutive, oldest first) for
@@ -98,9 +102,9 @@ pub(crate) fn merge_segments(
     let &MergeOutput {
         dir,
         generation,
-        num_centroids,
-        row_bytes,
+        codebook,
     } = out;
+    let (num_centroids, row_bytes) = (codebook.k, codebook.codec.row_bytes());
     let Some(first) = sources.first() else {
         return Err(PlaidError::Internal("nothing to merge".into()));
     };
@@ -160,6 +164,7 @@ pub(crate) fn merge_segments(
     // stores them as u16 or u32 by `num_centroids`).
     let mut at = 0u64;
     let mut codes: Vec<u32> = Vec::with_capacity(COPY_TOKENS);
+    let mut inv_norms: Vec<f32> = Vec::with_capacity(COPY_TOKENS);
     for (s, r) in sources.iter().zip(&ranges) {
         for &(a, b) in r {
             let mut t0 = a;
@@ -180,9 +185,18 @@ pub(crate) fn merge_segments(
                 match s.residuals().get(t0 * row_bytes..t1 * row_bytes) {
                     Some(res)
                         if codes.len() == t1 - t0
-                            && codes.iter().all(|&c| (c as usize) < num_centroids) =>
+                            && codes.iter().all(|&c| (c as usize) < num_centroids)
+                            && codebook
+                                .codec
+                                .inv_norms(
+                                    codebook.centroids(),
+                                    codes.iter().map(|&c| c as usize),
+                                    res,
+                                    &mut inv_norms,
+                                )
+                                .is_some() =>
                     {
-                        writer.write_tokens(at, &codes, res)?
+                        writer.write_tokens(at, &codes, res, &inv_norms)?
                     }
                     _ => {
                         return Err(PlaidError::corrupt(format!(
@@ -274,8 +288,7 @@ mod tests {
         let output = |generation| MergeOutput {
             dir: &dir,
             generation,
-            num_centroids: cb.k,
-            row_bytes: rb,
+            codebook: cb,
         };
         let mut created = Vec::new();
         let meta = merge_segments(

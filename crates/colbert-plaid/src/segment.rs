@@ -19,11 +19,16 @@
 //! | 10 | document texts (UTF-8, concatenated; empty = none) | u8 |
 //! | 11 | metadata byte offsets, `n_docs + 1` | u64 |
 //! | 12 | document metadata (JSON objects, concatenated; empty = none) | u8 |
+//! | 13 | (format ≥ 3) inverse reconstruction norm per token, `1 / ‖centroid + residual‖` | f32 |
+//!
+//! Section 13 lies between the residuals and the IVF in the file (it is filled while tokens
+//! are encoded); its number is the last so that a format-2 segment's sections keep theirs.
+//! A format-2 segment has sections 0–12; search computes its norms from the codebook.
 
 use std::path::Path;
 
 use crate::error::{PlaidError, Result};
-use crate::format::{Container, ContainerWriter, Kind};
+use crate::format::{Container, ContainerWriter, Kind, FORMAT_VERSION};
 use crate::ids::{id_hash, StagedIds};
 use crate::manifest::SegmentMeta;
 use crate::storage::unique_name;
@@ -59,7 +64,10 @@ const S_TEXT_OFFSETS: usize = 9;
 const S_TEXTS: usize = 10;
 const S_META_OFFSETS: usize = 11;
 const S_METAS: usize = 12;
-const N_SECTIONS: usize = 13;
+const S_INV_NORMS: usize = 13;
+const N_SECTIONS: usize = 14;
+/// Sections of a format-2 segment (no stored norms).
+const N_SECTIONS_V2: usize = 13;
 
 /// Postings buffered at once while building the IVF (16 MiB; bounds memory for huge segments:
 /// each pass over ranges of centroids rescans the codes, a fraction of the build's time).
@@ -86,6 +94,7 @@ pub(crate) struct SegmentWriter {
     row_bytes: usize,
     codes_off: u64,
     res_off: u64,
+    norms_off: u64,
     num_centroids: usize,
 }
 
@@ -118,6 +127,7 @@ impl SegmentWriter {
         cw.section(bytemuck::cast_slice(&t.order))?;
         let codes_off = cw.reserve(acc * code_bytes as u64)?;
         let res_off = cw.reserve(acc * row_bytes as u64)?;
+        let norms_off = cw.reserve(acc * 4)?;
         Ok(Self {
             cw,
             doc_start,
@@ -126,6 +136,7 @@ impl SegmentWriter {
             row_bytes,
             codes_off,
             res_off,
+            norms_off,
             num_centroids,
         })
     }
@@ -138,15 +149,18 @@ impl SegmentWriter {
         self.doc_offsets.last().copied().unwrap_or(0)
     }
 
-    /// Writes codes and packed residuals of tokens `token_start ..`.
+    /// Writes codes, packed residuals and inverse reconstruction norms of tokens
+    /// `token_start ..`.
     pub fn write_tokens(
         &mut self,
         token_start: u64,
         codes: &[u32],
         residuals: &[u8],
+        inv_norms: &[f32],
     ) -> Result<()> {
         if token_start + codes.len() as u64 > self.n_tokens()
             || residuals.len() != codes.len() * self.row_bytes
+            || inv_norms.len() != codes.len()
         {
             return Err(PlaidError::Internal("segment write out of range".into()));
         }
@@ -165,6 +179,10 @@ impl SegmentWriter {
         self.cw.write_at(
             self.res_off + token_start * self.row_bytes as u64,
             residuals,
+        )?;
+        self.cw.write_at(
+            self.norms_off + token_start * 4,
+            bytemuck::cast_slice(inv_norms),
         )
     }
 
@@ -272,6 +290,8 @@ impl SegmentWriter {
             self.cw.end();
         }
         let n_tokens = self.n_tokens();
+        // Reserved right after the residuals (physical section 7), numbered 13.
+        self.cw.move_section_to_end(S_RESIDUALS + 1);
         let file = self.cw.finish()?;
         Ok(SegmentMeta {
             file,
@@ -280,6 +300,7 @@ impl SegmentWriter {
             n_tokens,
             code_bytes: self.code_bytes,
             num_centroids: k as u32,
+            format: FORMAT_VERSION,
         })
     }
 }
@@ -316,7 +337,15 @@ impl Segment {
     /// verified and validated, the large ones left to lazy verification.
     pub fn from_container(c: Container, meta: &SegmentMeta, row_bytes: usize) -> Result<Self> {
         let bad = |m: &str| PlaidError::corrupt(format!("{}: {m}", meta.file.name));
-        if c.n_sections() != N_SECTIONS {
+        if c.version() != meta.format {
+            return Err(bad("format version differs from the manifest's"));
+        }
+        let expected = if c.version() >= 3 {
+            N_SECTIONS
+        } else {
+            N_SECTIONS_V2
+        };
+        if c.n_sections() != expected {
             return Err(bad("wrong number of sections"));
         }
         for s in [
@@ -370,9 +399,12 @@ impl Segment {
         // Once this holds, every token offset (≤ nt) indexes inside both sections.
         if Some(seg.c.bytes(S_CODES).len() as u64) != nt.checked_mul(meta.code_bytes as u64)
             || Some(seg.c.bytes(S_RESIDUALS).len() as u64) != nt.checked_mul(row_bytes as u64)
+            || (expected == N_SECTIONS
+                && Some(seg.c.bytes(S_INV_NORMS).len() as u64) != nt.checked_mul(4))
         {
             return Err(bad("bad code/residual sizes"));
         }
+        seg.inv_norms()?;
         seg.codes()?;
         let ivo = seg.c.typed::<u64>(S_IVF_OFFSETS)?;
         let ivd = seg.c.typed::<u32>(S_IVF_DOCS)?;
@@ -419,13 +451,40 @@ impl Segment {
         })
     }
 
-    /// Bytes of (codes + residuals, IVF offsets + postings).
+    /// Bytes of (codes + residuals + stored norms, IVF offsets + postings).
     pub fn byte_breakdown(&self) -> (u64, u64) {
         let l = |i| self.c.section_range(i).len() as u64;
+        let norms = if self.has_inv_norms() {
+            l(S_INV_NORMS)
+        } else {
+            0
+        };
         (
-            l(S_CODES) + l(S_RESIDUALS),
+            l(S_CODES) + l(S_RESIDUALS) + norms,
             l(S_IVF_OFFSETS) + l(S_IVF_DOCS),
         )
+    }
+
+    /// Whether the segment stores inverse norms (format ≥ 3).
+    pub fn has_inv_norms(&self) -> bool {
+        self.c.n_sections() > S_INV_NORMS
+    }
+
+    /// The stored inverse reconstruction norm of every token (format ≥ 3; `None` before).
+    pub fn inv_norms(&self) -> Result<Option<&[f32]>> {
+        if !self.has_inv_norms() {
+            return Ok(None);
+        }
+        self.c.typed::<f32>(S_INV_NORMS).map(Some)
+    }
+
+    /// Verifies the stored norms of tokens `a..b` (lazy checksum; nothing without norms).
+    pub fn check_inv_norms(&self, a: usize, b: usize) -> Result<()> {
+        if !self.has_inv_norms() {
+            return Ok(());
+        }
+        let base = self.c.section_range(S_INV_NORMS).start;
+        self.c.verify(base + a * 4..base + b * 4)
     }
 
     pub fn residuals(&self) -> &[u8] {

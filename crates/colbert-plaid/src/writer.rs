@@ -509,6 +509,9 @@ impl Writer {
         let mut created = Created(Vec::new());
         let mut m1: Manifest = m0.clone();
         m1.generation = gen;
+        // Every commit writes its manifest in this build's format (older segments stay as
+        // they are until a merge or `compact()` rewrites them).
+        m1.format_version = crate::format::FORMAT_VERSION;
         let mut info = CommitInfo {
             generation: gen,
             added: self.ids.len(),
@@ -620,12 +623,13 @@ impl Writer {
                 let known = known_codes
                     .as_deref()
                     .and_then(|c| c.get(doc_rows[d0]..doc_rows[d1]));
-                let (codes, packed, rnorms) = encode_rows(&centroids, &codec, rows, dim, known);
-                seg.write_tokens(doc_rows[d0] as u64, &codes, &packed)?;
+                let enc = encode_rows(&centroids, &codec, rows, dim, known);
+                seg.write_tokens(doc_rows[d0] as u64, &enc.codes, &enc.packed, &enc.inv_norms)?;
                 if !info.trained {
-                    m1.drift.residual_norm_sum += rnorms.iter().map(|&r| r as f64).sum::<f64>();
+                    m1.drift.residual_norm_sum +=
+                        enc.residual_norms.iter().map(|&r| r as f64).sum::<f64>();
                 }
-                for r in rnorms {
+                for r in enc.residual_norms {
                     seen_tokens += 1;
                     if norms.len() < RESERVOIR {
                         norms.push(r);
@@ -694,12 +698,18 @@ impl Writer {
             sources.extend(fresh.as_ref());
             let doc_start = sources.first().map_or(0, |s| s.meta.doc_start);
             let keep = |d: u32| !tombstones.is_deleted(d);
+            // The codebook of the generation being committed (this commit may have trained or
+            // expanded it).
+            let codebook = match (&base.codebook, &m1.codebook) {
+                (Some(cb), Some(f)) if base.manifest.codebook.as_ref() == Some(f) => cb.clone(),
+                (_, Some(f)) => Arc::new(Codebook::open(&dir, f, &m1)?),
+                (_, None) => return Err(PlaidError::Internal("merging without a codebook".into())),
+            };
             let merged = merge::merge_segments(
                 &merge::MergeOutput {
                     dir: &dir,
                     generation: gen,
-                    num_centroids: m1.num_centroids,
-                    row_bytes,
+                    codebook: &codebook,
                 },
                 &sources,
                 &keep,
@@ -750,14 +760,27 @@ impl Writer {
     }
 }
 
-/// Nearest centroid (inner product), packed residual and residual norm of every row.
+/// What [`encode_rows`] makes of each row.
+pub(crate) struct EncodedRows {
+    /// Nearest centroid (inner product).
+    pub codes: Vec<u32>,
+    /// Packed residuals, `row_bytes` per row.
+    pub packed: Vec<u8>,
+    /// `‖x − centroid‖` before quantisation (drift statistics, outlier threshold).
+    pub residual_norms: Vec<f32>,
+    /// `1 / ‖centroid + decoded residual‖`, stored for search.
+    pub inv_norms: Vec<f32>,
+}
+
+/// Nearest centroid, packed residual, residual norm and inverse reconstruction norm of every
+/// row.
 pub(crate) fn encode_rows(
     centroids: &[f32],
     codec: &ResidualCodec,
     rows: &[f32],
     dim: usize,
     known: Option<&[u32]>,
-) -> (Vec<u32>, Vec<u8>, Vec<f32>) {
+) -> EncodedRows {
     let assign: Vec<(u32, f32)> = match known {
         Some(k) if k.len() == rows.len() / dim => k.iter().map(|&c| (c, 0.0)).collect(),
         _ => argmax_centroids(rows, centroids, dim, 1.0, None),
@@ -766,20 +789,30 @@ pub(crate) fn encode_rows(
     let n = rows.len() / dim;
     let mut packed = vec![0u8; n * rb];
     let mut norms = vec![0.0f32; n];
+    let mut inv_norms = vec![0.0f32; n];
     packed
         .par_chunks_mut(rb)
-        .zip(norms.par_iter_mut())
+        .zip(norms.par_iter_mut().zip(inv_norms.par_iter_mut()))
         .zip(rows.par_chunks(dim))
         .zip(assign.par_iter())
-        .for_each(|(((p, nrm), x), &(c, _))| {
-            let cent = &centroids[c as usize * dim..(c as usize + 1) * dim];
-            codec.encode_residual(x, cent, p);
-            *nrm = x
-                .iter()
-                .zip(cent)
-                .map(|(a, b)| (a - b) * (a - b))
-                .sum::<f32>()
-                .sqrt();
-        });
-    (assign.into_iter().map(|a| a.0).collect(), packed, norms)
+        .for_each_init(
+            || vec![0.0f32; dim],
+            |scratch, (((p, (nrm, inv)), x), &(c, _))| {
+                let cent = &centroids[c as usize * dim..(c as usize + 1) * dim];
+                codec.encode_residual(x, cent, p);
+                *nrm = x
+                    .iter()
+                    .zip(cent)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f32>()
+                    .sqrt();
+                *inv = codec.reconstruct_into(cent, p, scratch);
+            },
+        );
+    EncodedRows {
+        codes: assign.into_iter().map(|a| a.0).collect(),
+        packed,
+        residual_norms: norms,
+        inv_norms,
+    }
 }

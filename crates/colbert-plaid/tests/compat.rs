@@ -99,8 +99,11 @@ fn results_json(idx: &PlaidIndex, queries: &Embeddings) -> String {
     format!("{{{}}}\n", parts.join(",\n"))
 }
 
+/// Per setting: its name and, per query, the (id, score) hits.
+type Results = Vec<(String, Vec<Vec<(String, f32)>>)>;
+
 /// Parses `results_json`'s output (a fixed, simple shape) back into (id, score) lists.
-fn parse_results(text: &str) -> Vec<(String, Vec<Vec<(String, f32)>>)> {
+fn parse_results(text: &str) -> Results {
     let mut out = Vec::new();
     for (name, _) in settings() {
         let start = text.find(&format!("\"{name}\":[")).unwrap() + name.len() + 4;
@@ -244,7 +247,11 @@ fn every_fixture_format_opens_and_returns_the_same_results() {
             assert_eq!(idx.select(&f).unwrap().len(), 30);
         };
         check(&idx, "as written");
+        assert_eq!(idx.info().unwrap().format_version, format);
         idx.compact(&no_cancel(), &|_| {}).unwrap();
+        let info = idx.info().unwrap();
+        assert_eq!(info.format_version, FORMAT_VERSION, "compact upgrades");
+        assert_eq!(info.segments, 1);
         check(&idx, "after compact");
         drop(idx);
         let idx = PlaidIndex::open(t.path()).unwrap();

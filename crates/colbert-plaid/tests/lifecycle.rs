@@ -419,14 +419,19 @@ fn close_and_format_version() {
     let path = t.path().join("MANIFEST");
     let text = std::fs::read_to_string(&path).unwrap();
     let (_, json) = text.split_once('\n').unwrap();
-    let json = json.replace("\"format_version\":2", "\"format_version\":3");
-    let crc = crc32(format!("3\n{json}").as_bytes());
-    std::fs::write(&path, format!("PLAID-MANIFEST 3 {crc:08x}\n{json}")).unwrap();
+    let (now, next) = (FORMAT_VERSION, FORMAT_VERSION + 1);
+    let json = json.replace(
+        &format!("\"format_version\":{now}"),
+        &format!("\"format_version\":{next}"),
+    );
+    let crc = crc32(format!("{next}\n{json}").as_bytes());
+    std::fs::write(&path, format!("PLAID-MANIFEST {next} {crc:08x}\n{json}")).unwrap();
     let e = PlaidIndex::open(t.path()).err().unwrap();
     assert_eq!(e.code(), "INDEX_FORMAT_UNSUPPORTED");
     let msg = e.to_string();
     assert!(
-        msg.contains("version 3") && msg.contains("version 2"),
+        msg.contains(&format!("version {next}"))
+            && msg.contains(&format!("versions {OLDEST_SUPPORTED_FORMAT} to {now}")),
         "{msg}"
     );
 }
@@ -449,7 +454,8 @@ fn crc32(b: &[u8]) -> u32 {
 #[test]
 fn bytes_per_embedding_at_dim_128() {
     let c = Corpus::new(10, 40, 128, 10, 20);
-    for (nbits, expect) in [(2u8, 34.0), (4, 66.0)] {
+    // Per token: 2 bytes of code, dim·nbits/8 of residual, 4 of stored inverse norm.
+    for (nbits, expect) in [(2u8, 38.0), (4, 70.0)] {
         let t = TempDir::new("bytes");
         let idx = build_index(
             t.path(),

@@ -1,26 +1,126 @@
-//! Stage 7: exact MaxSim of the query against decompressed documents (the register-tiled
-//! dot kernel over document tokens × query tokens, then a column max), and the final top-k.
+//! Stage 6: exact MaxSim of the query against the finalists, scored from their stored codes
+//! without decoding them.
+//!
+//! A token decodes to `d = (c + r) / ‖c + r‖` (centroid `c`, residual `r` = the codec's bucket
+//! weights), so for a query token `q`
+//!
+//! ```text
+//! q · d = (q · c + q · r) · inv,   inv = 1 / ‖c + r‖
+//! ```
+//!
+//! `q · c` is the query–centroid score of stage 1 (`S[code][q]`), `inv` is stored per token
+//! (format ≥ 3), and `q · r` is one pass of the query panel over the residual rows expanded
+//! through the codec's byte → weights table: no centroid is gathered, nothing is normalised.
+//! The value is MaxSim over the decoded vectors up to float rounding (tested against
+//! decompress-then-score). Without stage-1 scores (a subset small enough to skip stages 1–5)
+//! or without stored norms (a format-2 segment), the token is reconstructed as `c + r` and
+//! its norm computed, as decoding does.
 
-use colbert_core::kernels::dots_into;
+use colbert_core::QueryPanel;
 
-/// `Σ_q max_t q · d_t`; 0 for a document without tokens. `scratch` is reused across calls.
-pub(crate) fn maxsim(query: &[f32], doc: &[f32], dim: usize, scratch: &mut Vec<f32>) -> f32 {
-    let nq = query.len() / dim;
-    let nt = doc.len() / dim;
-    if nt == 0 || nq == 0 {
-        return 0.0;
-    }
-    scratch.clear();
-    scratch.resize(nt * nq + nq, 0.0);
-    let (sims, maxes) = scratch.split_at_mut(nt * nq);
-    dots_into(doc, query, dim, sims);
-    maxes.copy_from_slice(&sims[..nq]);
-    for row in sims.chunks_exact(nq).skip(1) {
-        for (m, &s) in maxes.iter_mut().zip(row) {
-            if s > *m {
-                *m = s;
+use crate::codec::Codebook;
+use crate::error::{PlaidError, Result};
+use crate::segment::{Codes, Segment};
+
+/// Per-thread buffers, reused across documents.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    rows: Vec<f32>,
+    dots: Vec<f32>,
+    inv: Vec<f32>,
+    codes: Vec<usize>,
+    best: Vec<f32>,
+}
+
+/// Scores documents against one query.
+pub(crate) struct ExactScorer<'a> {
+    pub panel: &'a QueryPanel,
+    pub codebook: &'a Codebook,
+    /// Stage 1's `[K][nq]` query–centroid scores, when computed.
+    pub centroid_scores: Option<&'a [f32]>,
+}
+
+impl ExactScorer<'_> {
+    /// `Σ_q max_t q · d_t` over the tokens of local document `local` of `seg`; 0 for a
+    /// document without tokens.
+    pub fn score(&self, seg: &Segment, local: u32, s: &mut Scratch) -> Result<f32> {
+        let cb = self.codebook;
+        let (dim, nq) = (cb.dim, self.panel.nq());
+        let (a, b) = seg.token_range(local);
+        let n = b - a;
+        if n == 0 || nq == 0 {
+            return Ok(0.0);
+        }
+        seg.check_codes(a, b)?;
+        seg.check_residuals(a, b)?;
+        seg.check_inv_norms(a, b)?;
+        let bad = || {
+            PlaidError::corrupt(format!(
+                "{}: code or residual out of range",
+                seg.meta.file.name
+            ))
+        };
+        s.codes.clear();
+        match seg.codes()? {
+            Codes::U16(c) => s
+                .codes
+                .extend(c.get(a..b).ok_or_else(bad)?.iter().map(|&v| v as usize)),
+            Codes::U32(c) => s
+                .codes
+                .extend(c.get(a..b).ok_or_else(bad)?.iter().map(|&v| v as usize)),
+        }
+        if s.codes.iter().any(|&c| c >= cb.k) {
+            return Err(bad());
+        }
+        let rb = cb.codec.row_bytes();
+        let packed = seg.residuals().get(a * rb..b * rb).ok_or_else(bad)?;
+        let stored = match seg.inv_norms()? {
+            Some(v) => Some(v.get(a..b).ok_or_else(bad)?),
+            None => None,
+        };
+        s.rows.resize(n * dim, 0.0);
+        s.inv.clear();
+        // With stage-1 scores and stored norms: residual rows only. Otherwise: `c + r` rows,
+        // whose norms are computed here when not stored.
+        let residual_only = self.centroid_scores.is_some() && stored.is_some();
+        for ((row, p), &c) in s
+            .rows
+            .chunks_exact_mut(dim)
+            .zip(packed.chunks_exact(rb))
+            .zip(&s.codes)
+        {
+            if residual_only {
+                cb.codec.expand_residual(p, row);
+            } else {
+                let inv = cb.codec.reconstruct_into(cb.centroid(c), p, row);
+                if stored.is_none() {
+                    s.inv.push(inv);
+                }
             }
         }
+        let inv: &[f32] = stored.unwrap_or(&s.inv);
+        s.dots.resize(n * nq, 0.0);
+        self.panel.scores(&s.rows, &mut s.dots);
+        s.best.clear();
+        s.best.resize(nq, f32::NEG_INFINITY);
+        let best = &mut s.best[..];
+        match self.centroid_scores.filter(|_| residual_only) {
+            Some(table) => {
+                for ((dots, &c), &w) in s.dots.chunks_exact(nq).zip(&s.codes).zip(inv) {
+                    let srow = table.get(c * nq..c * nq + nq).ok_or_else(bad)?;
+                    for ((m, &d), &sc) in best.iter_mut().zip(dots).zip(srow) {
+                        *m = m.max((sc + d) * w);
+                    }
+                }
+            }
+            None => {
+                for (dots, &w) in s.dots.chunks_exact(nq).zip(inv) {
+                    for (m, &d) in best.iter_mut().zip(dots) {
+                        *m = m.max(d * w);
+                    }
+                }
+            }
+        }
+        Ok(best.iter().sum())
     }
-    maxes.iter().sum()
 }

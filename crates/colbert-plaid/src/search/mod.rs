@@ -5,19 +5,19 @@
 //! 3. [`candidates`]: union of the probed IVF lists (minus tombstones, ∩ subset);
 //! 4. [`prune`]: approximate scores with centroid pruning (`t_cs`), top `ndocs`;
 //! 5. [`prune`]: approximate scores without pruning, top `ndocs / 4` (at least `k`);
-//! 6. residual decompression of those documents ([`crate::codec::Codebook::decompress_doc`],
-//!    with the codec);
-//! 7. [`maxsim`]: exact MaxSim and top-`k`.
+//! 6. [`maxsim`]: exact MaxSim of those documents from their stored codes (stage-1 scores plus
+//!    the query against the residuals, times each token's stored inverse norm; nothing is
+//!    decompressed), and the top `k`.
 //!
 //! A subset small enough (≤ the exact-scoring budget) skips stages 1–5: every subset
-//! document is decompressed and scored exactly.
+//! document is scored exactly.
 
 pub(crate) mod candidates;
 pub(crate) mod centroids;
 pub(crate) mod maxsim;
 pub(crate) mod prune;
 
-use colbert_core::{CancelToken, EmbeddingsView};
+use colbert_core::{CancelToken, EmbeddingsView, QueryPanel};
 use rayon::prelude::*;
 
 use crate::error::{PlaidError, Result};
@@ -231,10 +231,12 @@ fn search_one(
         return Ok(Vec::new());
     }
     let (n_probe, threshold, ndocs, n_exact) = params.resolve();
+    let panel = QueryPanel::new(query, dim);
+    let mut table: Option<Vec<f32>> = None;
     let finalists: Vec<u32> = match subset {
         Some(s) if s.len() <= n_exact => s.to_vec(),
         _ => {
-            let scores = centroids::centroid_scores(cb.centroids(), query, dim);
+            let scores = table.insert(centroids::centroid_scores(cb.centroids(), &panel));
             // A selective subset probes proportionally more (eligible) centroids, as
             // next-plaid does: n_probe × ceil(live documents / subset documents).
             let n_probe = match subset {
@@ -251,7 +253,7 @@ fn search_one(
                 .min(subset.map_or(snap.manifest.live_docs as usize, <[u32]>::len));
             let mut n_probe = n_probe;
             let cands = loop {
-                let probed = candidates::probe(&scores, nq, cb.k, n_probe, eligible);
+                let probed = candidates::probe(scores, nq, cb.k, n_probe, eligible);
                 let cands = candidates::candidates(snap, &probed, subset)?;
                 if cands.len() >= wanted || n_probe >= cb.k {
                     break cands;
@@ -262,16 +264,16 @@ fn search_one(
                 return Err(PlaidError::Aborted);
             }
             let mask: Option<Vec<bool>> = (threshold > f32::NEG_INFINITY).then(|| {
-                centroids::max_per_centroid(&scores, nq)
+                centroids::max_per_centroid(scores, nq)
                     .iter()
                     .map(|&m| m >= threshold)
                     .collect()
             });
-            let mut approx = prune::approx_scores(snap, &cands, &scores, nq, mask.as_deref())?;
+            let mut approx = prune::approx_scores(snap, &cands, scores, nq, mask.as_deref())?;
             prune::top_n(&mut approx, ndocs);
             let mut docs: Vec<u32> = approx.iter().map(|p| p.1).collect();
             if mask.is_some() {
-                let mut second = prune::approx_scores(snap, &docs, &scores, nq, None)?;
+                let mut second = prune::approx_scores(snap, &docs, scores, nq, None)?;
                 prune::top_n(&mut second, n_exact);
                 docs = second.iter().map(|p| p.1).collect();
             } else {
@@ -283,15 +285,20 @@ fn search_one(
     if cancel.is_cancelled() {
         return Err(PlaidError::Aborted);
     }
+    let scorer = maxsim::ExactScorer {
+        panel: &panel,
+        codebook: cb,
+        centroid_scores: table.as_deref(),
+    };
     let scored: Vec<Result<(f32, u32)>> = finalists
         .par_iter()
-        .map_init(
-            || (Vec::<f32>::new(), Vec::<f32>::new()),
-            |(buf, maxes), &d| {
-                snap.decompress_doc(d, buf)?;
-                Ok((maxsim::maxsim(query, buf, dim, maxes), d))
-            },
-        )
+        .map_init(maxsim::Scratch::default, |scratch, &d| {
+            let score = match snap.locate(d) {
+                Some((seg, local)) => scorer.score(seg, local, scratch)?,
+                None => 0.0,
+            };
+            Ok((score, d))
+        })
         .collect();
     let mut exact = scored.into_iter().collect::<Result<Vec<_>>>()?;
     prune::top_n(&mut exact, params.k);
