@@ -24,5 +24,5 @@ pub use embeddings::{validate, Embeddings, EmbeddingsError, EmbeddingsView};
 pub use error::CodedError;
 pub use kernels::{dot, normalize_rows};
 pub use maxsim::{maxsim, maxsim_pair, maxsim_zero_padded};
-pub use panel::QueryPanel;
+pub use panel::{QueryPanel, RowAffine};
 pub use progress::{OnProgress, Progress, Stage};

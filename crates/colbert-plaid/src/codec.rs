@@ -131,6 +131,12 @@ impl ResidualCodec {
         &self.weights
     }
 
+    /// The byte → weights table: `lut()[byte * per_byte + slot]` is the weight of the
+    /// `slot`-th of the `per_byte = 8 / nbits` dimensions a packed byte holds.
+    pub fn lut(&self) -> &[f32] {
+        &self.lut
+    }
+
     /// Packed bytes per token: `dim * nbits / 8`.
     pub fn row_bytes(&self) -> usize {
         self.dim * self.nbits as usize / 8

@@ -27,7 +27,9 @@ fn fixture_dir(format: u32) -> PathBuf {
         .join(format!("format-{format}"))
 }
 
-/// The settings every fixture is searched with: the defaults and a wide, unpruned search.
+/// The settings every fixture is searched with: the defaults, and a wide search that scores
+/// every candidate exactly (so its top-10 is exact MaxSim over the decoded vectors whatever
+/// later releases change in the approximate stages).
 fn settings() -> Vec<(&'static str, SearchParams)> {
     vec![
         ("default", SearchParams::new(10)),
@@ -36,7 +38,8 @@ fn settings() -> Vec<(&'static str, SearchParams)> {
             SearchParams {
                 n_probe: Some(8),
                 centroid_score_threshold: Some(f32::NEG_INFINITY),
-                candidates: Some(400),
+                candidates: Some(1000),
+                exact_candidates: Some(1000),
                 ..SearchParams::new(10)
             },
         ),

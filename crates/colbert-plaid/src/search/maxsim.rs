@@ -9,14 +9,17 @@
 //! ```
 //!
 //! `q · c` is the query–centroid score of stage 1 (`S[code][q]`), `inv` is stored per token
-//! (format ≥ 3), and `q · r` is one pass of the query panel over the residual rows expanded
-//! through the codec's byte → weights table: no centroid is gathered, nothing is normalised.
+//! (format ≥ 3), and `q · r` is one pass of the core's panel kernel over the packed residual
+//! bytes, each broadcast from the codec's byte → weights table; the epilogue (add `S`, scale by
+//! `inv`, column max) runs on the kernel's registers. No centroid is gathered, nothing is
+//! normalised, no row is expanded in memory.
 //! The value is MaxSim over the decoded vectors up to float rounding (tested against
 //! decompress-then-score). Without stage-1 scores (a subset small enough to skip stages 1–5)
 //! or without stored norms (a format-2 segment), the token is reconstructed as `c + r` and
 //! its norm computed, as decoding does.
 
-use colbert_core::QueryPanel;
+use colbert_core::panel::Rows;
+use colbert_core::{QueryPanel, RowAffine};
 
 use crate::codec::Codebook;
 use crate::error::{PlaidError, Result};
@@ -26,7 +29,6 @@ use crate::segment::{Codes, Segment};
 #[derive(Default)]
 pub(crate) struct Scratch {
     rows: Vec<f32>,
-    dots: Vec<f32>,
     inv: Vec<f32>,
     codes: Vec<usize>,
     best: Vec<f32>,
@@ -78,20 +80,19 @@ impl ExactScorer<'_> {
             Some(v) => Some(v.get(a..b).ok_or_else(bad)?),
             None => None,
         };
-        s.rows.resize(n * dim, 0.0);
-        s.inv.clear();
-        // With stage-1 scores and stored norms: residual rows only. Otherwise: `c + r` rows,
-        // whose norms are computed here when not stored.
+        // With stage-1 scores and stored norms: the packed residuals, read through the codec's
+        // table by the kernel. Otherwise: `c + r` rows, whose norms are computed here when not
+        // stored.
         let residual_only = self.centroid_scores.is_some() && stored.is_some();
-        for ((row, p), &c) in s
-            .rows
-            .chunks_exact_mut(dim)
-            .zip(packed.chunks_exact(rb))
-            .zip(&s.codes)
-        {
-            if residual_only {
-                cb.codec.expand_residual(p, row);
-            } else {
+        if !residual_only {
+            s.rows.resize(n * dim, 0.0);
+            s.inv.clear();
+            for ((row, p), &c) in s
+                .rows
+                .chunks_exact_mut(dim)
+                .zip(packed.chunks_exact(rb))
+                .zip(&s.codes)
+            {
                 let inv = cb.codec.reconstruct_into(cb.centroid(c), p, row);
                 if stored.is_none() {
                     s.inv.push(inv);
@@ -99,28 +100,26 @@ impl ExactScorer<'_> {
             }
         }
         let inv: &[f32] = stored.unwrap_or(&s.inv);
-        s.dots.resize(n * nq, 0.0);
-        self.panel.scores(&s.rows, &mut s.dots);
         s.best.clear();
-        s.best.resize(nq, f32::NEG_INFINITY);
-        let best = &mut s.best[..];
-        match self.centroid_scores.filter(|_| residual_only) {
-            Some(table) => {
-                for ((dots, &c), &w) in s.dots.chunks_exact(nq).zip(&s.codes).zip(inv) {
-                    let srow = table.get(c * nq..c * nq + nq).ok_or_else(bad)?;
-                    for ((m, &d), &sc) in best.iter_mut().zip(dots).zip(srow) {
-                        *m = m.max((sc + d) * w);
-                    }
-                }
+        s.best.resize(self.panel.lanes(), f32::NEG_INFINITY);
+        let affine = RowAffine {
+            bias: self
+                .centroid_scores
+                .filter(|_| residual_only)
+                .map(|table| (table, &s.codes[..])),
+            scale: inv,
+        };
+        let rows = if residual_only {
+            Rows::Packed {
+                bytes: packed,
+                lut: cb.codec.lut(),
+                per_byte: 8 / cb.codec.nbits() as usize,
             }
-            None => {
-                for (dots, &w) in s.dots.chunks_exact(nq).zip(inv) {
-                    for (m, &d) in best.iter_mut().zip(dots) {
-                        *m = m.max(d * w);
-                    }
-                }
-            }
-        }
+        } else {
+            Rows::Dense(&s.rows)
+        };
+        self.panel.max_scores(rows, &affine, &mut s.best);
+        let best = &s.best[..nq];
         Ok(best.iter().sum())
     }
 }

@@ -269,11 +269,14 @@ fn search_one(
                     .map(|&m| m >= threshold)
                     .collect()
             });
-            let mut approx = prune::approx_scores(snap, &cands, scores, nq, mask.as_deref())?;
+            let pruned = prune::ApproxTable::new(scores, nq, mask.as_deref());
+            let mut approx = prune::approx_scores(snap, &cands, &pruned)?;
+            drop(pruned);
             prune::top_n(&mut approx, ndocs);
             let mut docs: Vec<u32> = approx.iter().map(|p| p.1).collect();
             if mask.is_some() {
-                let mut second = prune::approx_scores(snap, &docs, scores, nq, None)?;
+                let full = prune::ApproxTable::new(scores, nq, None);
+                let mut second = prune::approx_scores(snap, &docs, &full)?;
                 prune::top_n(&mut second, n_exact);
                 docs = second.iter().map(|p| p.1).collect();
             } else {

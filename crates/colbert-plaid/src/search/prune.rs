@@ -5,8 +5,14 @@
 //!   `centroid_score_threshold` are skipped (ColBERT's `t_cs`); keep the top `ndocs`.
 //! * Unpruned pass: re-score those without pruning; keep the top `ndocs / 4` (at least `k`).
 //!
-//! Per-token maxima start at −9999 as in ColBERT's `filter_pids.cpp`, so a document with no
-//! surviving token ranks last. Parallel over candidates; one scratch buffer per rayon job.
+//! The passes read an 8-bit copy of `S` ([`ApproxTable`]): each score is mapped monotonically
+//! to 1..=255 (`0` = no token, ColBERT's −9999 start of `filter_pids.cpp`, so a document with
+//! no surviving token ranks last), one row per centroid padded to 32 lanes. A max over bytes is
+//! the byte of the max, so a document's score is exact up to the quantisation step
+//! (`range / 254`, about 0.005 per query token); these scores only choose which documents
+//! stage 6 scores exactly, and the rows are a quarter of the f32 table's size (a row is one
+//! cache line). Pruning zeroes the rows of pruned centroids, so both passes run the same
+//! branch-free loop. Parallel over candidates; one scratch buffer per rayon job.
 
 use rayon::prelude::*;
 
@@ -15,46 +21,124 @@ use crate::segment::Codes;
 use crate::snapshot::Snapshot;
 
 const EMPTY: f32 = -9999.0;
+/// Lanes per row of the byte table.
+const LANES: usize = 32;
 
-#[inline]
-fn approx<T: Copy + Into<u32>>(
-    codes: &[T],
-    scores: &[f32],
+/// `S` quantised to bytes, `[K][stride]`, for the approximate passes.
+pub(crate) struct ApproxTable {
+    bytes: Vec<u8>,
+    stride: usize,
     nq: usize,
-    mask: Option<&[bool]>,
-    maxes: &mut [f32],
-) -> f32 {
-    maxes.fill(EMPTY);
-    for &c in codes {
-        let c = c.into() as usize;
-        if let Some(m) = mask {
-            if !m.get(c).copied().unwrap_or(false) {
-                continue;
+    lo: f32,
+    step: f32,
+}
+
+impl ApproxTable {
+    /// From `scores` (`[K][nq]`); centroids with `keep[c] == false` get all-zero rows (they
+    /// contribute nothing, as pruned tokens).
+    pub fn new(scores: &[f32], nq: usize, keep: Option<&[bool]>) -> Self {
+        let stride = nq.div_ceil(LANES).max(1) * LANES;
+        let k = scores.len().checked_div(nq).unwrap_or(0);
+        let (lo, hi) = scores
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let step = if hi > lo { (hi - lo) / 254.0 } else { 1.0 };
+        let inv = 1.0 / step;
+        let mut bytes = vec![0u8; k * stride];
+        if nq > 0 {
+            bytes
+                .par_chunks_mut(stride * 256)
+                .zip(scores.par_chunks(nq * 256))
+                .for_each(|(out, rows)| {
+                    for (o, r) in out.chunks_exact_mut(stride).zip(rows.chunks_exact(nq)) {
+                        for (b, &v) in o.iter_mut().zip(r) {
+                            // 1 + round((v − lo) / step), in 1..=255 (`as` saturates).
+                            *b = ((v - lo) * inv + 1.5) as u8;
+                        }
+                    }
+                });
+        }
+        if let Some(keep) = keep {
+            for (row, &k) in bytes.chunks_exact_mut(stride).zip(keep) {
+                if !k {
+                    row.fill(0);
+                }
             }
         }
-        let Some(row) = scores.get(c * nq..c * nq + nq) else {
-            continue;
-        };
-        for (m, &s) in maxes.iter_mut().zip(row) {
-            *m = m.max(s);
+        ApproxTable {
+            bytes,
+            stride,
+            nq,
+            lo,
+            step,
         }
     }
-    maxes.iter().sum()
+
+    /// `Σ_q max_t` over the tokens `codes`, dequantised; `acc` is scratch (`stride` long).
+    #[inline]
+    fn score<T: Copy + Into<u32>>(&self, codes: &[T], acc: &mut [u8]) -> f32 {
+        acc.fill(0);
+        for &c in codes {
+            let c = c.into() as usize;
+            let Some(row) = self.bytes.get(c * self.stride..(c + 1) * self.stride) else {
+                continue;
+            };
+            let (acc, _) = acc.as_chunks_mut::<LANES>();
+            let (row, _) = row.as_chunks::<LANES>();
+            for (a, r) in acc.iter_mut().zip(row) {
+                max_bytes(a, r);
+            }
+        }
+        acc[..self.nq]
+            .iter()
+            .map(|&m| {
+                if m == 0 {
+                    EMPTY
+                } else {
+                    self.lo + (m - 1) as f32 * self.step
+                }
+            })
+            .sum()
+    }
+}
+
+/// `a = max(a, r)` lane by lane: whole-vector byte maxima (SSE2, present on every x86-64), so
+/// a row costs two loads and independent rows' loads overlap.
+#[inline(always)]
+fn max_bytes(a: &mut [u8; LANES], r: &[u8; LANES]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_max_epu8, _mm_storeu_si128};
+        // SAFETY: SSE2 is part of the x86-64 baseline; each pointer covers 16 of the 32 bytes
+        // of an array it belongs to.
+        unsafe {
+            for h in 0..2 {
+                let pa = a.as_mut_ptr().add(16 * h) as *mut __m128i;
+                let pr = r.as_ptr().add(16 * h) as *const __m128i;
+                _mm_storeu_si128(pa, _mm_max_epu8(_mm_loadu_si128(pa), _mm_loadu_si128(pr)));
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for l in 0..LANES {
+        a[l] = a[l].max(r[l]);
+    }
 }
 
 /// Approximate scores of `docs` (same order).
 pub(crate) fn approx_scores(
     snap: &Snapshot,
     docs: &[u32],
-    scores: &[f32],
-    nq: usize,
-    mask: Option<&[bool]>,
+    table: &ApproxTable,
 ) -> Result<Vec<(f32, u32)>> {
+    let nq = table.nq;
     let chunks: Vec<Result<Vec<(f32, u32)>>> = docs
         .par_chunks(256)
         .map_init(
-            || vec![0.0f32; nq],
-            |maxes, chunk| {
+            || vec![0u8; table.stride],
+            |acc, chunk| {
                 let mut out = Vec::with_capacity(chunk.len());
                 for &d in chunk {
                     let Some((seg, local)) = snap.locate(d) else {
@@ -64,12 +148,8 @@ pub(crate) fn approx_scores(
                     let (a, b) = seg.token_range(local);
                     seg.check_codes(a, b)?;
                     let s = match seg.codes()? {
-                        Codes::U16(c) => {
-                            approx(c.get(a..b).unwrap_or(&[]), scores, nq, mask, maxes)
-                        }
-                        Codes::U32(c) => {
-                            approx(c.get(a..b).unwrap_or(&[]), scores, nq, mask, maxes)
-                        }
+                        Codes::U16(c) => table.score(c.get(a..b).unwrap_or(&[]), acc),
+                        Codes::U32(c) => table.score(c.get(a..b).unwrap_or(&[]), acc),
                     };
                     out.push((s, d));
                 }
