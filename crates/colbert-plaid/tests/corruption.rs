@@ -37,6 +37,18 @@ fn check(
     "OK"
 }
 
+/// (offset, length) of each section of a container file (see `format.rs`).
+fn section_table(b: &[u8]) -> Vec<(usize, usize)> {
+    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
+    if b.len() < 64 || &b[..8] != b"CLBPLAID" {
+        return Vec::new();
+    }
+    (0..u32_at(16))
+        .map(|i| (u64_at(64 + 16 * i), u64_at(64 + 16 * i + 8)))
+        .collect()
+}
+
 #[test]
 fn flipped_bits_are_detected() {
     let t = TempDir::new("corrupt");
@@ -93,9 +105,22 @@ fn flipped_bits_are_detected() {
     for f in &files {
         let orig = std::fs::read(f).unwrap();
         let n = orig.len();
-        // Headers and the tail densely, the rest sampled.
+        // Headers and the tail densely, the rest sampled, plus the first, middle and last
+        // byte of every section of a segment (codes, residuals, stored norms, IVF, fields).
         let mut positions: Vec<usize> = (0..n.min(160)).chain(n.saturating_sub(48)..n).collect();
         positions.extend((0..120).map(|_| rng.below(n)));
+        let sections = section_table(&orig);
+        let is_segment = f.file_name().unwrap().to_string_lossy().starts_with("seg-");
+        if is_segment {
+            // Format 3: 14 sections, the stored inverse norms last (physically after the
+            // residuals).
+            assert_eq!(sections.len(), 14, "{}", f.display());
+            for &(off, len) in &sections {
+                if len > 0 {
+                    positions.extend([off, off + len / 2, off + len - 1]);
+                }
+            }
+        }
         positions.sort_unstable();
         positions.dedup();
         for pos in positions {
@@ -108,6 +133,13 @@ fn flipped_bits_are_detected() {
                 "{}@{pos}: {code}",
                 f.display()
             );
+            if is_segment {
+                let (off, len) = sections[13];
+                if (off..off + len).contains(&pos) {
+                    // A search reads the norms of every finalist: never silently used.
+                    assert_eq!(code, "INDEX_CORRUPT", "{}@{pos} (norms)", f.display());
+                }
+            }
             *outcomes.entry(code).or_insert(0) += 1;
         }
         std::fs::write(f, &orig).unwrap();

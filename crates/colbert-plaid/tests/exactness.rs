@@ -33,6 +33,29 @@ fn exhaustive_search_is_exact_maxsim_over_decompressed() {
         };
         let res = idx.search(q.view(), &p, None, &no_cancel()).unwrap();
         let exact = exact_topk(q.view(), decompressed.view(), &c.ids, n);
+        // A small subset skips stages 1–5 and reconstructs its tokens (no centroid scores):
+        // the same scores.
+        let some: Vec<String> = c.ids.iter().step_by(9).cloned().collect();
+        let sub = idx
+            .search_where(
+                q.view(),
+                &SearchParams::new(some.len()),
+                Some(&some),
+                None,
+                &no_cancel(),
+            )
+            .unwrap();
+        for (hits, e) in sub.iter().zip(&exact) {
+            assert_eq!(hits.len(), some.len());
+            for h in hits {
+                let want = e.iter().find(|x| x.0 == h.id).unwrap().1;
+                assert!(
+                    (h.score - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "{} vs {want}",
+                    h.score
+                );
+            }
+        }
         for (r, e) in res.iter().zip(&exact) {
             assert_eq!(r.len(), n);
             for (h, (id, s)) in r.iter().zip(e) {

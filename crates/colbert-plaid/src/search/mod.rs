@@ -269,14 +269,12 @@ fn search_one(
                     .map(|&m| m >= threshold)
                     .collect()
             });
-            let pruned = prune::ApproxTable::new(scores, nq, mask.as_deref());
-            let mut approx = prune::approx_scores(snap, &cands, &pruned)?;
-            drop(pruned);
+            let full = prune::ApproxTable::new(scores, nq);
+            let mut approx = prune::approx_scores(snap, &cands, &full, mask.as_deref())?;
             prune::top_n(&mut approx, ndocs);
             let mut docs: Vec<u32> = approx.iter().map(|p| p.1).collect();
             if mask.is_some() {
-                let full = prune::ApproxTable::new(scores, nq, None);
-                let mut second = prune::approx_scores(snap, &docs, &full)?;
+                let mut second = prune::approx_scores(snap, &docs, &full, None)?;
                 prune::top_n(&mut second, n_exact);
                 docs = second.iter().map(|p| p.1).collect();
             } else {

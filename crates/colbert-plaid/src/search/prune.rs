@@ -11,8 +11,8 @@
 //! the byte of the max, so a document's score is exact up to the quantisation step
 //! (`range / 254`, about 0.005 per query token); these scores only choose which documents
 //! stage 6 scores exactly, and the rows are a quarter of the f32 table's size (a row is one
-//! cache line). Pruning zeroes the rows of pruned centroids, so both passes run the same
-//! branch-free loop. Parallel over candidates; one scratch buffer per rayon job.
+//! cache line). A pruned token is skipped on its centroid's flag before its row is read.
+//! Parallel over candidates; one scratch buffer per rayon job.
 
 use rayon::prelude::*;
 
@@ -34,38 +34,47 @@ pub(crate) struct ApproxTable {
 }
 
 impl ApproxTable {
-    /// From `scores` (`[K][nq]`); centroids with `keep[c] == false` get all-zero rows (they
-    /// contribute nothing, as pruned tokens).
-    pub fn new(scores: &[f32], nq: usize, keep: Option<&[bool]>) -> Self {
+    /// From `scores` (`[K][nq]`).
+    pub fn new(scores: &[f32], nq: usize) -> Self {
         let stride = nq.div_ceil(LANES).max(1) * LANES;
         let k = scores.len().checked_div(nq).unwrap_or(0);
-        let (lo, hi) = scores
+        // Range over eight independent lanes (vectorises; scores are finite).
+        let (mut lo8, mut hi8) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
+        let (chunks, rest) = scores.as_chunks::<8>();
+        for c in chunks {
+            for l in 0..8 {
+                lo8[l] = if c[l] < lo8[l] { c[l] } else { lo8[l] };
+                hi8[l] = if c[l] > hi8[l] { c[l] } else { hi8[l] };
+            }
+        }
+        let lo = rest
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
+            .chain(&lo8)
+            .fold(f32::INFINITY, |a, &b| a.min(b));
+        let hi = rest
+            .iter()
+            .chain(&hi8)
+            .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let step = if hi > lo { (hi - lo) / 254.0 } else { 1.0 };
         let inv = 1.0 / step;
         let mut bytes = vec![0u8; k * stride];
         if nq > 0 {
             bytes
-                .par_chunks_mut(stride * 256)
-                .zip(scores.par_chunks(nq * 256))
+                .par_chunks_mut(stride * 1024)
+                .zip(scores.par_chunks(nq * 1024))
                 .for_each(|(out, rows)| {
-                    for (o, r) in out.chunks_exact_mut(stride).zip(rows.chunks_exact(nq)) {
-                        for (b, &v) in o.iter_mut().zip(r) {
-                            // 1 + round((v − lo) / step), in 1..=255 (`as` saturates).
-                            *b = ((v - lo) * inv + 1.5) as u8;
-                        }
+                    // Quantise the contiguous block first (one vectorised pass), then lay the
+                    // rows out at the padded stride.
+                    let mut q = vec![0u8; rows.len()];
+                    for (d, &v) in q.iter_mut().zip(rows) {
+                        // 1 + round((v − lo) / step) ∈ 1..=255, rounded by the float adder:
+                        // adding 2^23 leaves the integer in the low mantissa bits.
+                        *d = ((v - lo) * inv + (1.0 + 8_388_608.0)).to_bits() as u8;
+                    }
+                    for (o, r) in out.chunks_exact_mut(stride).zip(q.chunks_exact(nq)) {
+                        o[..nq].copy_from_slice(r);
                     }
                 });
-        }
-        if let Some(keep) = keep {
-            for (row, &k) in bytes.chunks_exact_mut(stride).zip(keep) {
-                if !k {
-                    row.fill(0);
-                }
-            }
         }
         ApproxTable {
             bytes,
@@ -78,10 +87,20 @@ impl ApproxTable {
 
     /// `Σ_q max_t` over the tokens `codes`, dequantised; `acc` is scratch (`stride` long).
     #[inline]
-    fn score<T: Copy + Into<u32>>(&self, codes: &[T], acc: &mut [u8]) -> f32 {
+    fn score<T: Copy + Into<u32>>(
+        &self,
+        codes: &[T],
+        keep: Option<&[bool]>,
+        acc: &mut [u8],
+    ) -> f32 {
         acc.fill(0);
         for &c in codes {
             let c = c.into() as usize;
+            // A pruned token is skipped before its row is touched (the mask is small and
+            // cached; most rows are not).
+            if keep.is_some_and(|k| !k.get(c).copied().unwrap_or(false)) {
+                continue;
+            }
             let Some(row) = self.bytes.get(c * self.stride..(c + 1) * self.stride) else {
                 continue;
             };
@@ -127,11 +146,13 @@ fn max_bytes(a: &mut [u8; LANES], r: &[u8; LANES]) {
     }
 }
 
-/// Approximate scores of `docs` (same order).
+/// Approximate scores of `docs` (same order); tokens whose centroid has `keep[c] == false` are
+/// pruned.
 pub(crate) fn approx_scores(
     snap: &Snapshot,
     docs: &[u32],
     table: &ApproxTable,
+    keep: Option<&[bool]>,
 ) -> Result<Vec<(f32, u32)>> {
     let nq = table.nq;
     let chunks: Vec<Result<Vec<(f32, u32)>>> = docs
@@ -148,8 +169,8 @@ pub(crate) fn approx_scores(
                     let (a, b) = seg.token_range(local);
                     seg.check_codes(a, b)?;
                     let s = match seg.codes()? {
-                        Codes::U16(c) => table.score(c.get(a..b).unwrap_or(&[]), acc),
-                        Codes::U32(c) => table.score(c.get(a..b).unwrap_or(&[]), acc),
+                        Codes::U16(c) => table.score(c.get(a..b).unwrap_or(&[]), keep, acc),
+                        Codes::U32(c) => table.score(c.get(a..b).unwrap_or(&[]), keep, acc),
                     };
                     out.push((s, d));
                 }
