@@ -64,10 +64,17 @@ impl QueryPanel {
     /// `best[q] = max(best[q], max_r (bias_r[q] + rows[r] · query[q]) · scale[r])`, where
     /// `bias_r` is row `index[r]` of the `[_][nq]` table `bias` (none: 0). `best` holds
     /// [`Self::lanes`] values (lanes past `nq` are scratch); `scale` one per row.
-    pub fn max_scores(&self, rows: Rows<'_>, affine: &RowAffine<'_>, best: &mut [f32]) {
+    ///
+    /// Returns `false`, changing nothing, when the inputs do not fit together (a bias index
+    /// outside its table, `best` shorter than the lanes, a malformed packed-row table).
+    #[must_use]
+    pub fn max_scores(&self, rows: Rows<'_>, affine: &RowAffine<'_>, best: &mut [f32]) -> bool {
         let dim = self.dim;
         if dim == 0 || self.nq == 0 {
-            return;
+            return true;
+        }
+        if best.len() < self.stride {
+            return false;
         }
         let n = rows.count(dim).min(affine.scale.len());
         let rows = rows.first(n, dim);
@@ -76,14 +83,14 @@ impl QueryPanel {
                 || !dim.is_multiple_of(per_byte)
                 || lut.len() != 256 * per_byte
             {
-                return;
+                return false;
             }
         }
         if let Some((table, index)) = affine.bias {
             // Every bias row must exist: checked once here, so the kernels index freely.
             let rows_in_table = table.len() / self.nq;
             if index.len() < n || index[..n].iter().any(|&i| i >= rows_in_table) {
-                return;
+                return false;
             }
         }
         let best = &mut best[..self.stride];
@@ -93,7 +100,7 @@ impl QueryPanel {
                 // SAFETY: AVX2 and FMA are available; rows, bias rows and `best` were checked
                 // to cover what the kernel touches.
                 unsafe { x86::run_all(self, rows, Sink::Max { affine, best }) };
-                return;
+                return true;
             }
         }
         let expanded = rows.expand(dim);
@@ -109,6 +116,7 @@ impl QueryPanel {
                 *b = b.max(v);
             }
         }
+        true
     }
 
     /// `out[r * nq + q] = rows[r] · query[q]` for every row of `rows` (`n × dim`); `out` must
@@ -543,7 +551,7 @@ mod tests {
                     scale: &scale,
                 };
                 let mut best = vec![f32::NEG_INFINITY; p.lanes()];
-                p.max_scores(Rows::Dense(&rows), &affine, &mut best);
+                assert!(p.max_scores(Rows::Dense(&rows), &affine, &mut best));
                 for q in 0..nq {
                     let want = (0..n)
                         .map(|r| {
@@ -589,8 +597,15 @@ mod tests {
                 };
                 let mut a = vec![f32::NEG_INFINITY; p.lanes()];
                 let mut b = vec![f32::NEG_INFINITY; p.lanes()];
-                p.max_scores(rows, &affine, &mut a);
-                p.max_scores(Rows::Dense(&dense), &affine, &mut b);
+                assert!(p.max_scores(rows, &affine, &mut a));
+                assert!(p.max_scores(Rows::Dense(&dense), &affine, &mut b));
+                // A bias index outside the table is refused, not read.
+                let far = vec![7usize; n];
+                let bad = RowAffine {
+                    bias: Some((&table, &far)),
+                    scale: &scale,
+                };
+                assert!(!p.max_scores(rows, &bad, &mut a));
                 assert_eq!(&a[..nq], &b[..nq], "per_byte {per_byte}, {n}×{nq}");
             }
         }

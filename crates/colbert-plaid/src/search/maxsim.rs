@@ -118,7 +118,11 @@ impl ExactScorer<'_> {
         } else {
             Rows::Dense(&s.rows)
         };
-        self.panel.max_scores(rows, &affine, &mut s.best);
+        if !self.panel.max_scores(rows, &affine, &mut s.best) {
+            return Err(PlaidError::Internal(
+                "exact scoring inputs do not fit together".into(),
+            ));
+        }
         let best = &s.best[..nq];
         Ok(best.iter().sum())
     }

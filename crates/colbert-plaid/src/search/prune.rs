@@ -69,7 +69,8 @@ impl ApproxTable {
                     for (d, &v) in q.iter_mut().zip(rows) {
                         // 1 + round((v − lo) / step) ∈ 1..=255, rounded by the float adder:
                         // adding 2^23 leaves the integer in the low mantissa bits.
-                        *d = ((v - lo) * inv + (1.0 + 8_388_608.0)).to_bits() as u8;
+                        // (Clamped: a rounding overshoot past 254 must not wrap to 0.)
+                        *d = (((v - lo) * inv).min(254.0) + (1.0 + 8_388_608.0)).to_bits() as u8;
                     }
                     for (o, r) in out.chunks_exact_mut(stride).zip(q.chunks_exact(nq)) {
                         o[..nq].copy_from_slice(r);
