@@ -392,3 +392,36 @@ dataTest('stored text and metadata come back with hits, survive reopen and rebui
   t.deepEqual(await again.select(filter), ids.slice(60, 100))
   await again.close()
 })
+
+test('an index written by the format-2 release opens, searches as it did, and compact() upgrades it', async (t) => {
+  // The fixture the Rust compatibility test uses (crates/colbert-plaid/tests/compat.rs), through
+  // the public API. No collection needed: it carries its own query embeddings and results.
+  const fixture = path.join(ROOT, 'crates', 'colbert-plaid', 'tests', 'fixtures', 'format-2')
+  const dir = tmp()
+  for (const f of fs.readdirSync(path.join(fixture, 'index'))) fs.copyFileSync(path.join(fixture, 'index', f), path.join(dir, f))
+  const raw = (f: string) => {
+    const b = fs.readFileSync(path.join(fixture, f))
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)
+  }
+  const queries: Embeddings = { dim: 64, offsets: new Uint32Array(raw('queries.offsets.u32')), data: new Float32Array(raw('queries.f32')) }
+  const expected = JSON.parse(fs.readFileSync(path.join(fixture, 'expected.json'), 'utf8')) as Record<string, [string, number][][]>
+  const index = await PlaidIndex.open(dir)
+  try {
+    const check = async (when: string) => {
+      const hits = await index.search(queries, { k: 10 })
+      t.is(hits.length, expected.default.length)
+      hits.forEach((h, i) => {
+        t.deepEqual(h.map((x) => x.id), expected.default[i].map((x) => x[0]), `${when}, query ${i}`)
+        h.forEach((x, j) => t.true(Math.abs(x.score - expected.default[i][j][1]) <= 1e-4, `${when}, query ${i}`))
+      })
+    }
+    t.is(index.info.formatVersion, 2)
+    await check('as written')
+    await index.compact()
+    t.is(index.info.formatVersion, 3)
+    await check('after compact')
+  } finally {
+    await index.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
