@@ -477,6 +477,11 @@ mod x86 {
 mod tests {
     use super::*;
 
+    /// `len` values `f(i · step)`: deterministic test data.
+    pub(super) fn wave(len: usize, step: f32, f: fn(f32) -> f32) -> Vec<f32> {
+        (0..len).map(|i| f(i as f32 * step)).collect()
+    }
+
     fn naive(rows: &[f32], query: &[f32], dim: usize) -> Vec<f32> {
         let nq = query.len() / dim;
         rows.chunks_exact(dim)
@@ -507,8 +512,8 @@ mod tests {
             (0, 5, 8),
             (9, 0, 8),
         ] {
-            let rows: Vec<f32> = (0..n * dim).map(|i| (i as f32 * 0.37).sin()).collect();
-            let query: Vec<f32> = (0..nq * dim).map(|i| (i as f32 * 0.11).cos()).collect();
+            let rows: Vec<f32> = wave(n * dim, 0.37, f32::sin);
+            let query: Vec<f32> = wave(nq * dim, 0.11, f32::cos);
             let p = QueryPanel::new(&query, dim);
             assert_eq!(p.nq(), nq);
             let mut out = vec![f32::NAN; n * nq];
@@ -537,9 +542,9 @@ mod tests {
             (1, 5, 8),
             (13, 9, 24),
         ] {
-            let rows: Vec<f32> = (0..n * dim).map(|i| (i as f32 * 0.29).sin()).collect();
-            let query: Vec<f32> = (0..nq * dim).map(|i| (i as f32 * 0.13).cos()).collect();
-            let table: Vec<f32> = (0..5 * nq).map(|i| (i as f32 * 0.7).sin()).collect();
+            let rows: Vec<f32> = wave(n * dim, 0.29, f32::sin);
+            let query: Vec<f32> = wave(nq * dim, 0.13, f32::cos);
+            let table: Vec<f32> = wave(5 * nq, 0.7, f32::sin);
             let index: Vec<usize> = (0..n).map(|r| (r * 3) % 5).collect();
             let scale: Vec<f32> = (0..n).map(|r| 0.5 + r as f32 * 0.1).collect();
             let p = QueryPanel::new(&query, dim);
@@ -574,14 +579,12 @@ mod tests {
         for per_byte in [1usize, 2, 4, 8] {
             for &(n, nq) in &[(7usize, 23usize), (11, 32), (2, 9), (1, 40)] {
                 let dim = 64;
-                let lut: Vec<f32> = (0..256 * per_byte)
-                    .map(|i| (i as f32 * 0.173).sin())
-                    .collect();
+                let lut: Vec<f32> = wave(256 * per_byte, 0.173, f32::sin);
                 let bytes: Vec<u8> = (0..n * dim / per_byte)
                     .map(|i| (i * 37 % 251) as u8)
                     .collect();
-                let query: Vec<f32> = (0..nq * dim).map(|i| (i as f32 * 0.31).cos()).collect();
-                let table: Vec<f32> = (0..3 * nq).map(|i| (i as f32 * 0.9).cos()).collect();
+                let query: Vec<f32> = wave(nq * dim, 0.31, f32::cos);
+                let table: Vec<f32> = wave(3 * nq, 0.9, f32::cos);
                 let index: Vec<usize> = (0..n).map(|r| r % 3).collect();
                 let scale: Vec<f32> = (0..n).map(|r| 1.0 - r as f32 * 0.05).collect();
                 let rows = Rows::Packed {
@@ -614,8 +617,8 @@ mod tests {
     #[test]
     fn a_rows_scores_do_not_depend_on_its_neighbours() {
         let (n, nq, dim) = (11, 32, 128);
-        let rows: Vec<f32> = (0..n * dim).map(|i| (i as f32 * 0.53).sin()).collect();
-        let query: Vec<f32> = (0..nq * dim).map(|i| (i as f32 * 0.07).cos()).collect();
+        let rows: Vec<f32> = wave(n * dim, 0.53, f32::sin);
+        let query: Vec<f32> = wave(nq * dim, 0.07, f32::cos);
         let p = QueryPanel::new(&query, dim);
         let mut all = vec![0.0; n * nq];
         p.scores(&rows, &mut all);
@@ -630,13 +633,14 @@ mod tests {
 #[cfg(all(test, not(debug_assertions)))]
 #[allow(clippy::unwrap_used)]
 mod probe {
+    use super::tests::wave;
     /// Throughput probe against the SGEMM on PLAID's centroid shape:
     /// `cargo test --release -p colbert-core panel::probe -- --nocapture`.
     #[test]
     fn panel_against_sgemm() {
         let (k, nq, dim) = (16384, 32, 128);
-        let c: Vec<f32> = (0..k * dim).map(|i| (i as f32 * 0.37).sin()).collect();
-        let q: Vec<f32> = (0..nq * dim).map(|i| (i as f32 * 0.11).cos()).collect();
+        let c: Vec<f32> = wave(k * dim, 0.37, f32::sin);
+        let q: Vec<f32> = wave(nq * dim, 0.11, f32::cos);
         let mut out = vec![0.0f32; k * nq];
         let flop = 2.0 * (k * nq * dim) as f64;
         for _ in 0..3 {
