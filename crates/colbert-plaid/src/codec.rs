@@ -266,6 +266,9 @@ pub(crate) struct Codebook {
     pub codec: ResidualCodec,
     pub dim: usize,
     pub k: usize,
+    /// The largest centroid norm (1 for a trained codebook, whose centroids are normalised):
+    /// bounds every query–centroid score by the query token's norm times this.
+    pub max_norm: f32,
 }
 
 impl Codebook {
@@ -313,7 +316,18 @@ impl Codebook {
             c.typed::<f32>(2)?.to_vec(),
         )
         .map_err(|e| PlaidError::corrupt(format!("codebook: {e}")))?;
-        Ok(Codebook { c, codec, dim, k })
+        let max_norm = cents
+            .chunks_exact(dim)
+            .map(|c| colbert_core::kernels::dot(c, c))
+            .fold(0.0f32, f32::max)
+            .sqrt();
+        Ok(Codebook {
+            c,
+            codec,
+            dim,
+            k,
+            max_norm,
+        })
     }
 
     pub fn centroids(&self) -> &[f32] {

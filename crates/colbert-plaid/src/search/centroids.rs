@@ -4,21 +4,36 @@
 //! lies: no per-query packing of the `K × dim` matrix.
 
 use colbert_core::QueryPanel;
+
+use super::prune::ApproxTable;
 use rayon::prelude::*;
 
-/// Returns `s[c * nq + q] = centroid_c · query_q`.
-pub(crate) fn centroid_scores(centroids: &[f32], panel: &QueryPanel) -> Vec<f32> {
+/// Returns `s[c * nq + q] = centroid_c · query_q`, and the same scores quantised for stages
+/// 4–5 (each block quantised right after it is computed, while it is in cache); `bound`
+/// bounds every score's magnitude.
+pub(crate) fn centroid_scores(
+    centroids: &[f32],
+    panel: &QueryPanel,
+    bound: f32,
+) -> (Vec<f32>, ApproxTable) {
     let (nq, dim) = (panel.nq(), panel.dim());
     let k = centroids.len().checked_div(dim).unwrap_or(0);
     let mut s = vec![0.0f32; k * nq];
+    let mut table = ApproxTable::with_bound(k, nq, bound);
     if nq == 0 {
-        return s;
+        return (s, table);
     }
     const BLOCK: usize = 256;
+    let filler = ApproxTable::with_bound(0, nq, bound);
+    let (bytes, stride) = table.rows_mut();
     s.par_chunks_mut(BLOCK * nq)
         .zip(centroids.par_chunks(BLOCK * dim))
-        .for_each(|(out, cents)| panel.scores(cents, out));
-    s
+        .zip(bytes.par_chunks_mut(BLOCK * stride))
+        .for_each(|((out, cents), q)| {
+            panel.scores(cents, out);
+            filler.fill(out, q);
+        });
+    (s, table)
 }
 
 /// For each centroid, its best score over the query tokens.

@@ -233,10 +233,18 @@ fn search_one(
     let (n_probe, threshold, ndocs, n_exact) = params.resolve();
     let panel = QueryPanel::new(query, dim);
     let mut table: Option<Vec<f32>> = None;
+    // |q·c| ≤ ‖q‖·‖c‖: the range of every query–centroid score (for the byte table).
+    let bound = query
+        .chunks_exact(dim)
+        .map(|q| colbert_core::kernels::dot(q, q))
+        .fold(0.0f32, f32::max)
+        .sqrt()
+        * cb.max_norm;
     let finalists: Vec<u32> = match subset {
         Some(s) if s.len() <= n_exact => s.to_vec(),
         _ => {
-            let scores = table.insert(centroids::centroid_scores(cb.centroids(), &panel));
+            let (scores, full) = centroids::centroid_scores(cb.centroids(), &panel, bound);
+            let scores = table.insert(scores);
             // A selective subset probes proportionally more (eligible) centroids, as
             // next-plaid does: n_probe × ceil(live documents / subset documents).
             let n_probe = match subset {
@@ -269,7 +277,6 @@ fn search_one(
                     .map(|&m| m >= threshold)
                     .collect()
             });
-            let full = prune::ApproxTable::new(scores, nq);
             let mut approx = prune::approx_scores(snap, &cands, &full, mask.as_deref())?;
             prune::top_n(&mut approx, ndocs);
             let mut docs: Vec<u32> = approx.iter().map(|p| p.1).collect();

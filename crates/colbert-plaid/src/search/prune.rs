@@ -5,11 +5,13 @@
 //!   `centroid_score_threshold` are skipped (ColBERT's `t_cs`); keep the top `ndocs`.
 //! * Unpruned pass: re-score those without pruning; keep the top `ndocs / 4` (at least `k`).
 //!
-//! The passes read an 8-bit copy of `S` ([`ApproxTable`]): each score is mapped monotonically
-//! to 1..=255 (`0` = no token, ColBERT's −9999 start of `filter_pids.cpp`, so a document with
+//! The passes read an 8-bit copy of `S` ([`ApproxTable`], filled by stage 1 block by block
+//! while the scores are in cache): each score is mapped monotonically to 1..=255 over
+//! `[-B, B]`, `B` = the largest query-token norm times the largest centroid norm, a bound on
+//! every score (`0` = no token, ColBERT's −9999 start of `filter_pids.cpp`, so a document with
 //! no surviving token ranks last), one row per centroid padded to 32 lanes. A max over bytes is
 //! the byte of the max, so a document's score is exact up to the quantisation step
-//! (`range / 254`, about 0.005 per query token); these scores only choose which documents
+//! (`2B / 254`, 0.008 for unit vectors, per query token); these scores only choose which documents
 //! stage 6 scores exactly, and the rows are a quarter of the f32 table's size (a row is one
 //! cache line). A pruned token is skipped on its centroid's flag before its row is read.
 //! Parallel over candidates; one scratch buffer per rayon job.
@@ -34,55 +36,43 @@ pub(crate) struct ApproxTable {
 }
 
 impl ApproxTable {
-    /// From `scores` (`[K][nq]`).
-    pub fn new(scores: &[f32], nq: usize) -> Self {
+    /// An empty table for `k` centroids and `nq` query tokens whose scores lie in
+    /// `[-bound, bound]` (values outside are clamped), filled block by block with
+    /// [`Self::fill`] as stage 1 computes the scores.
+    pub fn with_bound(k: usize, nq: usize, bound: f32) -> Self {
         let stride = nq.div_ceil(LANES).max(1) * LANES;
-        let k = scores.len().checked_div(nq).unwrap_or(0);
-        // Range over eight independent lanes (vectorises; scores are finite).
-        let (mut lo8, mut hi8) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
-        let (chunks, rest) = scores.as_chunks::<8>();
-        for c in chunks {
-            for l in 0..8 {
-                lo8[l] = if c[l] < lo8[l] { c[l] } else { lo8[l] };
-                hi8[l] = if c[l] > hi8[l] { c[l] } else { hi8[l] };
-            }
-        }
-        let lo = rest
-            .iter()
-            .chain(&lo8)
-            .fold(f32::INFINITY, |a, &b| a.min(b));
-        let hi = rest
-            .iter()
-            .chain(&hi8)
-            .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let step = if hi > lo { (hi - lo) / 254.0 } else { 1.0 };
-        let inv = 1.0 / step;
-        let mut bytes = vec![0u8; k * stride];
-        if nq > 0 {
-            bytes
-                .par_chunks_mut(stride * 1024)
-                .zip(scores.par_chunks(nq * 1024))
-                .for_each(|(out, rows)| {
-                    // Quantise the contiguous block first (one vectorised pass), then lay the
-                    // rows out at the padded stride.
-                    let mut q = vec![0u8; rows.len()];
-                    for (d, &v) in q.iter_mut().zip(rows) {
-                        // 1 + round((v − lo) / step) ∈ 1..=255, rounded by the float adder:
-                        // adding 2^23 leaves the integer in the low mantissa bits.
-                        // (Clamped: a rounding overshoot past 254 must not wrap to 0.)
-                        *d = (((v - lo) * inv).min(254.0) + (1.0 + 8_388_608.0)).to_bits() as u8;
-                    }
-                    for (o, r) in out.chunks_exact_mut(stride).zip(q.chunks_exact(nq)) {
-                        o[..nq].copy_from_slice(r);
-                    }
-                });
-        }
+        let bound = if bound.is_finite() && bound > 0.0 {
+            bound
+        } else {
+            1.0
+        };
         ApproxTable {
-            bytes,
+            bytes: vec![0u8; k * stride],
             stride,
             nq,
-            lo,
-            step,
+            lo: -bound,
+            step: 2.0 * bound / 254.0,
+        }
+    }
+
+    /// Rows of the table, `stride` bytes each (to fill in parallel with [`Self::fill`]).
+    pub fn rows_mut(&mut self) -> (&mut [u8], usize) {
+        (&mut self.bytes, self.stride)
+    }
+
+    /// Quantises the scores `s` (`[_][nq]`) into the byte rows `out` (`[_][stride]`).
+    pub fn fill(&self, s: &[f32], out: &mut [u8]) {
+        let (nq, lo, inv) = (self.nq, self.lo, 1.0 / self.step);
+        if nq == 0 {
+            return;
+        }
+        for (o, r) in out.chunks_exact_mut(self.stride).zip(s.chunks_exact(nq)) {
+            for (d, &v) in o.iter_mut().zip(r) {
+                // 1 + round((v − lo) / step) ∈ 1..=255, rounded by the float adder: adding
+                // 2^23 leaves the integer in the low mantissa bits (clamped first, so nothing
+                // wraps to 0, "no token").
+                *d = (((v - lo) * inv).clamp(0.0, 254.0) + (1.0 + 8_388_608.0)).to_bits() as u8;
+            }
         }
     }
 
