@@ -139,7 +139,7 @@ export interface SearchOptions {
   centroidScoreThreshold?: number
   /** Documents kept after centroid interaction (default by k: 256, 1024, max(4k, 4096)). */
   candidates?: number
-  /** Documents decompressed and scored exactly (default max(candidates / 4, k)). */
+  /** Documents scored exactly from their stored codes (default max(candidates / 4, k)). */
   exactCandidates?: number
   /** Search only these document ids. */
   subset?: readonly string[]
