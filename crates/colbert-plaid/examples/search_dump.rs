@@ -47,4 +47,17 @@ fn main() {
             hits.len() as f64 / s
         );
     }
+    // Single-query latency: one query per call, as a service sees it.
+    let mut lat: Vec<f64> = (0..q.len())
+        .map(|i| {
+            let one = Embeddings::from_items(dim, vec![q.item(i).to_vec()]);
+            let t = std::time::Instant::now();
+            index
+                .search(one.view(), &p, None, &CancelToken::new())
+                .expect("search");
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    println!("one query per call: p50 {:.2} ms", lat[lat.len() / 2]);
 }
