@@ -169,25 +169,14 @@ impl ResidualCodec {
         }
     }
 
-    /// The residual of one token as stored, `weights[buckets]` (no centroid), into `out`
-    /// (`dim` long).
-    #[inline]
-    pub fn expand_residual(&self, packed: &[u8], out: &mut [f32]) {
-        match self.nbits {
-            4 => expand::<2>(&self.lut, packed, out, None),
-            2 => expand::<4>(&self.lut, packed, out, None),
-            _ => expand::<8>(&self.lut, packed, out, None),
-        }
-    }
-
     /// `centroid + weights[buckets]` (not normalised) into `out`; returns the inverse of its
     /// norm, `1 / max(‖out‖, 1e-12)`: the factor that decoding and stored norms both use.
     #[inline]
     pub fn reconstruct_into(&self, centroid: &[f32], packed: &[u8], out: &mut [f32]) -> f32 {
         match self.nbits {
-            4 => expand::<2>(&self.lut, packed, out, Some(centroid)),
-            2 => expand::<4>(&self.lut, packed, out, Some(centroid)),
-            _ => expand::<8>(&self.lut, packed, out, Some(centroid)),
+            4 => add_residual::<2>(&self.lut, centroid, packed, out),
+            2 => add_residual::<4>(&self.lut, centroid, packed, out),
+            _ => add_residual::<8>(&self.lut, centroid, packed, out),
         }
         1.0 / colbert_core::kernels::dot(out, out).sqrt().max(1e-12)
     }
@@ -222,25 +211,19 @@ impl ResidualCodec {
     }
 }
 
-/// `out = weights[buckets]` (+ `centroid`), `P = 8 / nbits` values per packed byte: a
-/// compile-time width, so each byte's values are moved as one small fixed-size copy.
+/// `out = centroid + weights[buckets]`, `P = 8 / nbits` values per packed byte: a compile-time
+/// width, so each byte's values are moved as one small fixed-size copy.
 #[inline(always)]
-fn expand<const P: usize>(lut: &[f32], packed: &[u8], out: &mut [f32], centroid: Option<&[f32]>) {
+fn add_residual<const P: usize>(lut: &[f32], centroid: &[f32], packed: &[u8], out: &mut [f32]) {
     let (table, _) = lut.as_chunks::<P>();
-    match centroid {
-        None => {
-            for (o, &byte) in out.chunks_exact_mut(P).zip(packed) {
-                let w = &table[byte as usize];
-                o.copy_from_slice(w);
-            }
-        }
-        Some(c) => {
-            for ((o, c), &byte) in out.chunks_exact_mut(P).zip(c.chunks_exact(P)).zip(packed) {
-                let w = &table[byte as usize];
-                for s in 0..P {
-                    o[s] = c[s] + w[s];
-                }
-            }
+    for ((o, c), &byte) in out
+        .chunks_exact_mut(P)
+        .zip(centroid.chunks_exact(P))
+        .zip(packed)
+    {
+        let w = &table[byte as usize];
+        for s in 0..P {
+            o[s] = c[s] + w[s];
         }
     }
 }
