@@ -132,7 +132,7 @@ impl QueryPanel {
         {
             if avx2_fma() {
                 // SAFETY: AVX2 and FMA are available (checked above); every pointer the kernel
-                // reads or writes stays inside `self.qt`, `rows` and `out` (see `x86::scores`).
+                // reads or writes stays inside `self.qt`, `rows` and `out` (see `x86::run_all`).
                 unsafe { x86::run_all(self, Rows::Dense(&rows[..n * dim]), Sink::Store(out)) };
                 return;
             }

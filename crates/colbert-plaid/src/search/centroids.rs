@@ -24,14 +24,13 @@ pub(crate) fn centroid_scores(
         return (s, table);
     }
     const BLOCK: usize = 256;
-    let filler = ApproxTable::with_bound(0, nq, bound);
-    let (bytes, stride) = table.rows_mut();
+    let quant = table.quantizer();
     s.par_chunks_mut(BLOCK * nq)
         .zip(centroids.par_chunks(BLOCK * dim))
-        .zip(bytes.par_chunks_mut(BLOCK * stride))
+        .zip(table.rows_mut().par_chunks_mut(BLOCK * quant.stride))
         .for_each(|((out, cents), q)| {
             panel.scores(cents, out);
-            filler.fill(out, q);
+            quant.fill(out, q);
         });
     (s, table)
 }

@@ -26,40 +26,17 @@ const EMPTY: f32 = -9999.0;
 /// Lanes per row of the byte table.
 const LANES: usize = 32;
 
-/// `S` quantised to bytes, `[K][stride]`, for the approximate passes.
-pub(crate) struct ApproxTable {
-    bytes: Vec<u8>,
-    stride: usize,
+/// How scores map to bytes: `1 + round((v − lo) / step)`, rows of `nq` scores padded to
+/// `stride` bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quantizer {
+    pub stride: usize,
     nq: usize,
     lo: f32,
     step: f32,
 }
 
-impl ApproxTable {
-    /// An empty table for `k` centroids and `nq` query tokens whose scores lie in
-    /// `[-bound, bound]` (values outside are clamped), filled block by block with
-    /// [`Self::fill`] as stage 1 computes the scores.
-    pub fn with_bound(k: usize, nq: usize, bound: f32) -> Self {
-        let stride = nq.div_ceil(LANES).max(1) * LANES;
-        let bound = if bound.is_finite() && bound > 0.0 {
-            bound
-        } else {
-            1.0
-        };
-        ApproxTable {
-            bytes: vec![0u8; k * stride],
-            stride,
-            nq,
-            lo: -bound,
-            step: 2.0 * bound / 254.0,
-        }
-    }
-
-    /// Rows of the table, `stride` bytes each (to fill in parallel with [`Self::fill`]).
-    pub fn rows_mut(&mut self) -> (&mut [u8], usize) {
-        (&mut self.bytes, self.stride)
-    }
-
+impl Quantizer {
     /// Quantises the scores `s` (`[_][nq]`) into the byte rows `out` (`[_][stride]`).
     pub fn fill(&self, s: &[f32], out: &mut [u8]) {
         let (nq, lo, inv) = (self.nq, self.lo, 1.0 / self.step);
@@ -75,6 +52,44 @@ impl ApproxTable {
             }
         }
     }
+}
+
+/// `S` quantised to bytes, `[K][stride]`, for the approximate passes.
+pub(crate) struct ApproxTable {
+    bytes: Vec<u8>,
+    q: Quantizer,
+}
+
+impl ApproxTable {
+    /// An empty table for `k` centroids and `nq` query tokens whose scores lie in
+    /// `[-bound, bound]` (values outside are clamped), filled block by block through
+    /// [`Self::quantizer`] and [`Self::rows_mut`] as stage 1 computes the scores.
+    pub fn with_bound(k: usize, nq: usize, bound: f32) -> Self {
+        let stride = nq.div_ceil(LANES).max(1) * LANES;
+        let bound = if bound.is_finite() && bound > 0.0 {
+            bound
+        } else {
+            1.0
+        };
+        ApproxTable {
+            bytes: vec![0u8; k * stride],
+            q: Quantizer {
+                stride,
+                nq,
+                lo: -bound,
+                step: 2.0 * bound / 254.0,
+            },
+        }
+    }
+
+    pub fn quantizer(&self) -> Quantizer {
+        self.q
+    }
+
+    /// The byte rows, `stride` bytes each.
+    pub fn rows_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
 
     /// `Σ_q max_t` over the tokens `codes`, dequantised; `acc` is scratch (`stride` long).
     #[inline]
@@ -84,6 +99,12 @@ impl ApproxTable {
         keep: Option<&[bool]>,
         acc: &mut [u8],
     ) -> f32 {
+        let Quantizer {
+            stride,
+            nq,
+            lo,
+            step,
+        } = self.q;
         acc.fill(0);
         for &c in codes {
             let c = c.into() as usize;
@@ -92,7 +113,7 @@ impl ApproxTable {
             if keep.is_some_and(|k| !k.get(c).copied().unwrap_or(false)) {
                 continue;
             }
-            let Some(row) = self.bytes.get(c * self.stride..(c + 1) * self.stride) else {
+            let Some(row) = self.bytes.get(c * stride..(c + 1) * stride) else {
                 continue;
             };
             let (acc, _) = acc.as_chunks_mut::<LANES>();
@@ -101,13 +122,13 @@ impl ApproxTable {
                 max_bytes(a, r);
             }
         }
-        acc[..self.nq]
+        acc[..nq]
             .iter()
             .map(|&m| {
                 if m == 0 {
                     EMPTY
                 } else {
-                    self.lo + (m - 1) as f32 * self.step
+                    lo + (m - 1) as f32 * step
                 }
             })
             .sum()
@@ -145,11 +166,11 @@ pub(crate) fn approx_scores(
     table: &ApproxTable,
     keep: Option<&[bool]>,
 ) -> Result<Vec<(f32, u32)>> {
-    let nq = table.nq;
+    let (nq, stride) = (table.q.nq, table.q.stride);
     let chunks: Vec<Result<Vec<(f32, u32)>>> = docs
         .par_chunks(256)
         .map_init(
-            || vec![0u8; table.stride],
+            || vec![0u8; stride],
             |acc, chunk| {
                 let mut out = Vec::with_capacity(chunk.len());
                 for &d in chunk {
