@@ -105,43 +105,14 @@ fn results_json(idx: &PlaidIndex, queries: &Embeddings) -> String {
 /// Per setting: its name and, per query, the (id, score) hits.
 type Results = Vec<(String, Vec<Vec<(String, f32)>>)>;
 
-/// Parses `results_json`'s output (a fixed, simple shape) back into (id, score) lists.
+/// Reads `results_json`'s output back, in the order of [`settings`].
 fn parse_results(text: &str) -> Results {
-    let mut out = Vec::new();
-    for (name, _) in settings() {
-        let start = text.find(&format!("\"{name}\":[")).unwrap() + name.len() + 4;
-        let mut queries = Vec::new();
-        let mut depth = 1;
-        let mut i = start;
-        let bytes = text.as_bytes();
-        let mut current: Vec<(String, f32)> = Vec::new();
-        while depth > 0 {
-            match bytes[i] {
-                b'[' => {
-                    depth += 1;
-                    if depth == 3 {
-                        // ["id",score]
-                        let end = text[i..].find(']').unwrap() + i;
-                        let item = &text[i + 1..end];
-                        let (id, score) = item.rsplit_once(',').unwrap();
-                        current.push((id.trim_matches('"').to_string(), score.parse().unwrap()));
-                        i = end;
-                        depth -= 1;
-                    }
-                }
-                b']' => {
-                    depth -= 1;
-                    if depth == 1 {
-                        queries.push(std::mem::take(&mut current));
-                    }
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        out.push((name.to_string(), queries));
-    }
-    out
+    let mut by_name: std::collections::HashMap<String, Vec<Vec<(String, f32)>>> =
+        serde_json::from_str(text).unwrap();
+    settings()
+        .into_iter()
+        .map(|(name, _)| (name.to_string(), by_name.remove(name).unwrap()))
+        .collect()
 }
 
 fn fields_for(ids: &[String], tag: &str) -> Vec<DocumentFields> {
@@ -160,7 +131,23 @@ fn make_fixture() {
     let out = PathBuf::from(std::env::var("PLAID_FIXTURE_OUT").unwrap());
     let dim = 64;
     let c = Corpus::new(2026, 160, dim, 8, 40);
-    let _ = std::fs::remove_dir_all(&out);
+    // Replaces an earlier fixture in `out`, and nothing else: any other entry stops it.
+    const ENTRIES: [&str; 4] = [
+        "index",
+        "expected.json",
+        "queries.f32",
+        "queries.offsets.u32",
+    ];
+    if let Ok(entries) = std::fs::read_dir(&out) {
+        for e in entries {
+            let name = e.unwrap().file_name().to_string_lossy().to_string();
+            assert!(
+                ENTRIES.contains(&name.as_str()),
+                "{out:?} holds {name}: not a fixture"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(out.join("index"));
     let index_dir = out.join("index");
     {
         let idx = PlaidIndex::create(
