@@ -6,6 +6,7 @@ import { abortError, callNative, ColbertError, fromNative, invalidArgument } fro
 import type { Embeddings } from './embeddings'
 import { resolveModel, type DownloadProgress } from './hub'
 import { native, type Native } from './native'
+import { poolEmbeddings, poolFactorOption } from './pool'
 import { guard } from './progress'
 import { loadRuntime, threadBudget } from './runtime'
 
@@ -88,6 +89,11 @@ export interface EncodeOptions {
   isQuery?: boolean
   /** Texts per inference batch (default 32). */
   batchSize?: number
+  /**
+   * Documents only: pool each document's token embeddings to about `1 / poolFactor` of them, as
+   * PyLate's `encode(..., pool_factor=k)` does (see `poolEmbeddings`). Default 1 (off).
+   */
+  poolFactor?: number
   signal?: AbortSignal
   /** Called after each batch. A callback that throws is reported as a warning and ignored. */
   onProgress?: (progress: EncodeProgress) => void
@@ -146,7 +152,7 @@ function batchingOptions(value: unknown): BatchingOptions {
   }
 }
 
-const ENCODE_KEYS = optionKeys<EncodeOptions>()('isQuery', 'batchSize', 'signal', 'onProgress')
+const ENCODE_KEYS = optionKeys<EncodeOptions>()('isQuery', 'batchSize', 'poolFactor', 'signal', 'onProgress')
 
 function checkTexts(texts: unknown): string[] {
   if (!Array.isArray(texts)) throw invalidArgument('texts must be an array of strings')
@@ -271,24 +277,32 @@ export class ColBERT {
    * loop on the shared thread budget. Small calls (fewer texts than `batching.maxBatchSize`, no
    * `onProgress`) made while the model is busy share inference batches with other callers; each
    * gets exactly its own rows. Beyond `batching.maxQueued` pending calls, fails at once with `BUSY`.
+   * With `poolFactor` > 1 (documents only), each document's rows are then pooled as PyLate's
+   * `pool_factor` does (`poolEmbeddings`).
    */
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
     const list = checkTexts(texts)
     checkKeys(options, ENCODE_KEYS, 'encode option')
     const isQuery = optionalType<boolean>(options.isQuery, 'boolean', 'isQuery') ?? true
     const batchSize = positiveInt(options.batchSize, 'batchSize') ?? 32
+    const poolFactor = poolFactorOption(options.poolFactor) ?? 1
+    if (poolFactor > 1 && isQuery) throw invalidArgument('poolFactor applies to documents only: pass isQuery: false (PyLate never pools queries)')
     const signal = checkSignal(options.signal)
     const progress = guardProgress(options.onProgress)
     if (signal?.aborted) throw abortError(signal)
     const batcher = this.#batcher
+    let embeddings: Embeddings
     batcher.admit()
     try {
-      if (!progress && batcher.shares(list.length)) return await batcher.submit(list, isQuery, signal)
-      const out = await batcher.alone(() => withCancel(signal, (token) => this.#native.encode(list, isQuery, batchSize, token, progress)))
-      return { dim: out.dim, offsets: out.offsets, data: out.data }
+      if (!progress && batcher.shares(list.length)) embeddings = await batcher.submit(list, isQuery, signal)
+      else {
+        const out = await batcher.alone(() => withCancel(signal, (token) => this.#native.encode(list, isQuery, batchSize, token, progress)))
+        embeddings = { dim: out.dim, offsets: out.offsets, data: out.data }
+      }
     } finally {
       batcher.release()
     }
+    return poolFactor > 1 ? poolEmbeddings(embeddings, { poolFactor, signal }) : embeddings
   }
 
   /** Tokenizes one text exactly as `encode` does, without running the model. */

@@ -5,6 +5,7 @@ import { checkKeys, checkSignal, checkWellFormed, optionKeys, positiveInt, stric
 import { assertEmbeddings, count, type Embeddings } from './embeddings'
 import { abortError, callNative, ColbertError, fromNative, invalidArgument } from './errors'
 import { native, type Native } from './native'
+import { poolEmbeddings, poolFactorOption } from './pool'
 import { guard } from './progress'
 import { threadBudget } from './runtime'
 
@@ -106,6 +107,12 @@ export interface AddOptions {
    * that is already live is an `INVALID_ARGUMENT` error.
    */
   replace?: boolean
+  /**
+   * Pool each document's token embeddings before they are compressed, as PyLate's
+   * `pool_factor` does (`poolEmbeddings`): about `1 / poolFactor` of the tokens are stored.
+   * Default 1 (store every token). Queries are never pooled.
+   */
+  poolFactor?: number
   signal?: AbortSignal
   /** Called as batches arrive and as the commit trains, compresses and writes. Must not throw (a throw is only warned about). */
   onProgress?: (progress: AddProgress) => void
@@ -169,8 +176,8 @@ export interface DocumentBatch {
 const TRAINING_KEYS = ['nbits', 'kmeansIterations', 'numCentroids', 'seed', 'maxPointsPerCentroid'] as const
 const CREATE_KEYS = optionKeys<PlaidIndexOptions>()(...TRAINING_KEYS, 'overwrite', 'maxQueued')
 const OPEN_KEYS = optionKeys<OpenOptions>()('maxQueued')
-const ADD_KEYS = optionKeys<AddOptions>()('documents', 'replace', 'signal', 'onProgress')
-const REPLACE_ALL_KEYS = optionKeys<ReplaceAllOptions>()(...TRAINING_KEYS, 'documents', 'signal', 'onProgress')
+const ADD_KEYS = optionKeys<AddOptions>()('documents', 'replace', 'poolFactor', 'signal', 'onProgress')
+const REPLACE_ALL_KEYS = optionKeys<ReplaceAllOptions>()(...TRAINING_KEYS, 'documents', 'poolFactor', 'signal', 'onProgress')
 const SEARCH_KEYS = optionKeys<SearchOptions>()(
   'k',
   'nProbe',
@@ -413,6 +420,7 @@ export class PlaidIndex {
     const signal = checkSignal(options.signal)
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress must be a function')
     const progress = guard(options.onProgress, 'onProgress')
+    const poolFactor = poolFactorOption(options.poolFactor) ?? 1
     const writer = await this.#writer(signal, replaceAll)
     let committed = false
     try {
@@ -423,8 +431,9 @@ export class PlaidIndex {
         assertEmbeddings(batch.embeddings, 'batch.embeddings')
         const ids = checkIds(batch.ids, count(batch.embeddings), 'batch.ids')
         const stored = nativeDocuments(batch.documents, ids.length, 'documents')
+        const embeddings = poolFactor > 1 ? await poolEmbeddings(batch.embeddings, { poolFactor, signal }) : batch.embeddings
         try {
-          await writer.push(ids, batch.embeddings.dim, batch.embeddings.offsets, batch.embeddings.data, stored, replace)
+          await writer.push(ids, embeddings.dim, embeddings.offsets, embeddings.data, stored, replace)
         } catch (e) {
           throw fromNative(e)
         }

@@ -4,6 +4,7 @@
 //!   shape from the encoder through the TypeScript API to the index;
 //! - [`kernels`]: the dot kernels (SGEMM and the tiled reference), and [`maxsim()`]: exact MaxSim on them;
 //! - [`panel`]: row scoring against one prepared query ([`QueryPanel`]), no per-call packing;
+//! - [`pool`]: token pooling, PyLate's hierarchical (Ward) clustering of a document's tokens;
 //! - [`schedule`]: the process's threads: one budget of permits for bulk work, a search pool and
 //!   a write pool sized to it;
 //! - [`cancel`]: the cancellation token every long call takes;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod kernels;
 pub mod maxsim;
 pub mod panel;
+pub mod pool;
 pub mod progress;
 pub mod schedule;
 
@@ -25,4 +27,5 @@ pub use error::CodedError;
 pub use kernels::{dot, normalize_rows};
 pub use maxsim::{maxsim, maxsim_pair, maxsim_zero_padded};
 pub use panel::{QueryPanel, RowAffine};
+pub use pool::{pool, PoolError, PoolOptions};
 pub use progress::{OnProgress, Progress, Stage};

@@ -1,15 +1,18 @@
 //! Exact MaxSim over `Embeddings` passed as typed arrays: synchronous (small inputs, e.g.
 //! reranking) and as a task on the shared scheduler (whole corpora, e.g. evaluation). Both check
 //! their inputs once (`EmbeddingsView::new`) and run `colbert_core::maxsim` (blocked SGEMM).
-//! [`OwnedEmbeddings`] is how every task takes embeddings off the JavaScript thread.
+//! [`OwnedEmbeddings`] is how every task takes embeddings off the JavaScript thread. Token
+//! pooling (`poolEmbeddings`) is a task here too.
 
 use colbert_core::{
-    maxsim as plain, maxsim_zero_padded, schedule, EmbeddingsError, EmbeddingsView,
+    maxsim as plain, maxsim_zero_padded, pool, schedule, EmbeddingsError, EmbeddingsView,
+    PoolOptions,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::errors::OrThrow;
+use crate::model::{CancelToken, NativeEmbeddings};
 use crate::tasks;
 
 /// MaxSim of two checked batches, plain or zero-padded.
@@ -99,5 +102,38 @@ pub fn maxsim_task<'env>(
         schedule::budget(),
         move || Ok(score(q.checked()?, d.checked()?, zero_padded)?),
         Float32Array::new,
+    )
+}
+
+/// Token pooling (PyLate's `pool_embeddings_hierarchical`, `colbert_core::pool`) off the
+/// JavaScript thread: a bulk task holding the whole budget, documents pooled in parallel on the
+/// write pool, cancellable between documents.
+#[napi(catch_unwind)]
+pub fn pool_embeddings<'env>(
+    env: &'env Env,
+    dim: u32,
+    offsets: Uint32Array,
+    data: Float32Array,
+    pool_factor: u32,
+    protected_tokens: u32,
+    cancel: &CancelToken,
+) -> Result<PromiseRaw<'env, NativeEmbeddings>> {
+    let documents = OwnedEmbeddings::copy(dim, &offsets, &data);
+    let token = cancel.inner.clone();
+    let options = PoolOptions {
+        pool_factor: pool_factor as usize,
+        protected_tokens: protected_tokens as usize,
+    };
+    tasks::spawn(
+        env,
+        schedule::budget(),
+        move || {
+            let run = || pool(documents.view(), options, &token);
+            Ok(match schedule::write_pool() {
+                Some(threads) => threads.install(run),
+                None => run(),
+            }?)
+        },
+        NativeEmbeddings::from,
     )
 }
