@@ -78,6 +78,13 @@ else:
     first = index.search(queries_embeddings=queries[:1], top_k=a.k, show_progress=False)
     open_first_ms = (time.perf_counter() - t) * 1000
     docs_ids = meta["documents"]
+    # The folder after a search: per-chunk files ("0.codes.npy", ...) and, made by the first
+    # load, "merged_*" copies of the same codes and residuals. Report both sizes.
+    folder = dir_bytes(a.index)
+    copies = sum(f.stat().st_size for f in pathlib.Path(a.index).glob("merged_*") if f.is_file())
+    print(json.dumps({"engine": "fast-plaid", "phase": "size", "nbits": a.nbits, "index_bytes": folder,
+                      "merged_copies_bytes": copies, "index_bytes_without_copies": folder - copies,
+                      "files": sorted(f.name for f in pathlib.Path(a.index).iterdir())}))
     for setting in a.settings.split(","):
         probe, full = (int(x) for x in setting.split(":"))
         kw = dict(top_k=a.k, n_ivf_probe=probe, n_full_scores=full, show_progress=False)
