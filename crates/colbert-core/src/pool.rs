@@ -433,6 +433,7 @@ fn cluster_monocrit(z: &[Merge], mc: &[f64], cutoff: f64, n: usize) -> Vec<usize
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
