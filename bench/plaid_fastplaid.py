@@ -23,6 +23,7 @@ p.add_argument("--threads", type=int, default=2)
 p.add_argument("--nbits", type=int, default=4)
 p.add_argument("--settings", default="8:4096")
 p.add_argument("--k", type=int, default=10)
+p.add_argument("--latency-queries", type=int, default=0, help="time one-query calls on the first N queries only (0: all)")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.set_num_interop_threads(1)
@@ -93,7 +94,7 @@ else:
         res = index.search(queries_embeddings=queries, **kw)
         batch_s = time.perf_counter() - t
         lat = []
-        for q in queries:
+        for q in queries[: a.latency_queries or len(queries)]:
             t = time.perf_counter()
             index.search(queries_embeddings=[q], **kw)
             lat.append((time.perf_counter() - t) * 1000)

@@ -137,14 +137,28 @@ pub fn pool_document(dim: usize, rows: &[f32], options: PoolOptions) -> Vec<f32>
     out
 }
 
-/// `1 − X·Xᵀ` (n × n, float32): each dot summed in float64 and rounded once.
+/// `1 − X·Xᵀ` (n × n, float32): each dot summed in float64 (four partial sums) and rounded once.
 fn cosine_distances(x: &[f32], dim: usize, n: usize) -> Vec<f32> {
     let mut m = vec![0f32; n * n];
     for i in 0..n {
         let a = &x[i * dim..(i + 1) * dim];
         for j in i..n {
             let b = &x[j * dim..(j + 1) * dim];
-            let dot: f64 = a.iter().zip(b).map(|(p, q)| *p as f64 * *q as f64).sum();
+            let mut acc = [0f64; 4];
+            let mut pa = a.chunks_exact(4);
+            let mut pb = b.chunks_exact(4);
+            for (ca, cb) in (&mut pa).zip(&mut pb) {
+                for l in 0..4 {
+                    acc[l] += ca[l] as f64 * cb[l] as f64;
+                }
+            }
+            let tail: f64 = pa
+                .remainder()
+                .iter()
+                .zip(pb.remainder())
+                .map(|(p, q)| *p as f64 * *q as f64)
+                .sum();
+            let dot = (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail;
             let d = 1.0f32 - dot as f32;
             m[i * n + j] = d;
             m[j * n + i] = d;
@@ -161,19 +175,43 @@ fn condensed(n: usize, i: usize, j: usize) -> usize {
 }
 
 /// scipy's `pdist(M, "euclidean")` over the rows of the square float32 matrix `m`, in float64:
-/// each squared difference added in feature order, then the square root.
+/// each squared difference added in feature order, then the square root. Four pairs are summed
+/// side by side (independent accumulators, as scipy's own loop does), each in scipy's order.
 fn row_distances(m: &[f32], n: usize) -> Vec<f64> {
-    let mut d = Vec::with_capacity(n * (n - 1) / 2);
+    let mut d = vec![0f64; n * (n - 1) / 2];
+    let mut at = 0usize;
     for i in 0..n {
         let a = &m[i * n..(i + 1) * n];
-        for j in i + 1..n {
+        let mut j = i + 1;
+        while j + 4 <= n {
+            let rows = [
+                &m[j * n..(j + 1) * n],
+                &m[(j + 1) * n..(j + 2) * n],
+                &m[(j + 2) * n..(j + 3) * n],
+                &m[(j + 3) * n..(j + 4) * n],
+            ];
+            let mut s = [0f64; 4];
+            for (f, &p) in a.iter().enumerate() {
+                for l in 0..4 {
+                    let diff = (p as f64 - rows[l][f] as f64).abs();
+                    s[l] += diff * diff;
+                }
+            }
+            for l in 0..4 {
+                d[at + l] = s[l].sqrt();
+            }
+            at += 4;
+            j += 4;
+        }
+        for j in j..n {
             let b = &m[j * n..(j + 1) * n];
             let mut s = 0f64;
             for (p, q) in a.iter().zip(b) {
                 let diff = (*p as f64 - *q as f64).abs();
                 s += diff * diff;
             }
-            d.push(s.sqrt());
+            d[at] = s.sqrt();
+            at += 1;
         }
     }
     d
