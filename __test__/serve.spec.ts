@@ -6,7 +6,7 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { ColBERT, PlaidIndex } from '../index'
+import { ColBERT, PlaidIndex, poolEmbeddings } from '../index'
 import { createServer } from '../src/serve'
 import { ROOT, STANDIN, tempDir } from './helpers'
 
@@ -19,7 +19,7 @@ const DOCS = [
 
 const modelPromise = ColBERT.fromPretrained(STANDIN)
 
-async function start(t: { teardown(fn: () => Promise<void> | void): void }, options: { apiKey?: string; bodyLimit?: number; maxTexts?: number } = {}) {
+async function start(t: { teardown(fn: () => Promise<void> | void): void }, options: { apiKey?: string; bodyLimit?: number; maxTexts?: number; poolFactor?: number } = {}) {
   const dataDir = tempDir(t, 'serve')
   const app = await createServer({ model: await modelPromise, dataDir, ...options })
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
@@ -90,6 +90,23 @@ test('routes: upsert, search by text and by embeddings, documents, info, encode,
   const openapi = (await call('GET', '/openapi.json')).json
   t.is(openapi.openapi, '3.0.3')
   for (const p of ['/indexes/{name}/search', '/indexes/{name}/documents', '/encode', '/rerank', '/health', '/metrics']) t.truthy(openapi.paths[p], p)
+})
+
+test('poolFactor: upserted documents are pooled before they are indexed; /encode still returns every row', async (t) => {
+  const plain = await start(t)
+  const pooled = await start(t, { poolFactor: 2 })
+  for (const server of [plain, pooled]) t.is((await server.call('PUT', '/indexes/wiki/documents', { documents: DOCS })).status, 200)
+  const model = await modelPromise
+  const rows = await model.encode(DOCS.map((d) => d.text), { isQuery: false })
+  const want = await poolEmbeddings(rows, { poolFactor: 2 })
+  t.like((await plain.call('GET', '/indexes/wiki')).json, { documents: 4, embeddings: rows.offsets[4] })
+  t.like((await pooled.call('GET', '/indexes/wiki')).json, { documents: 4, embeddings: want.offsets[4] })
+  t.true(want.offsets[4] < rows.offsets[4] * 0.7)
+  const s = await pooled.call('POST', '/indexes/wiki/search', { queries: ['what is the capital of france'], k: 1 })
+  t.is(s.json.results[0][0].id, 'paris')
+  const enc = await pooled.call('POST', '/encode', { texts: [DOCS[0].text], isQuery: false })
+  t.is(enc.json.embeddings[0].length, rows.offsets[1])
+  await t.throwsAsync(createServer({ model, dataDir: tempDir(t, 'serve'), poolFactor: 0 }), { message: /poolFactor must be an integer/ })
 })
 
 test('bad requests get a 4xx JSON error with a stable code, and the server keeps serving', async (t) => {

@@ -22,6 +22,8 @@ ${MODEL_HELP}
   --max-texts <n>          texts or ids per request (default 512)
   --body-limit <bytes>     largest request body (default 16777216)
   --write-delay-ms <n>     how long writes wait to share a transaction (default 20)
+  --pool-factor <n>        pool upserted documents to about 1/n of their token embeddings
+                           (PyLate's pool_factor; default 1, off)
   --drain-seconds <n>      shutdown: how long in-flight requests may take before their
                            connections are cut (default 30)`
 
@@ -38,6 +40,7 @@ export async function cmdServe(args: string[], io: Io, signal: AbortSignal) {
     'max-texts': { type: 'string' },
     'body-limit': { type: 'string' },
     'write-delay-ms': { type: 'string' },
+    'pool-factor': { type: 'string' },
     'drain-seconds': { type: 'string' },
   })
   if (values.help) return io.out(HELP + '\n')
@@ -57,6 +60,7 @@ export async function cmdServe(args: string[], io: Io, signal: AbortSignal) {
     maxTexts: int(values['max-texts'], 'max-texts'),
     bodyLimit: int(values['body-limit'], 'body-limit'),
     writeDelayMs: int(values['write-delay-ms'], 'write-delay-ms', 0),
+    poolFactor: int(values['pool-factor'], 'pool-factor'),
   })
   if (signal.aborted) return app.close()
   const address = await app.listen({ host: values.host ?? '127.0.0.1', port })

@@ -14,6 +14,7 @@ import { count, item, maxsimAsync, type Embeddings } from '../embeddings'
 import { ColbertError, type ColbertErrorCode } from '../errors'
 import type { ColBERT } from '../model'
 import { PlaidIndex, type MetadataFilter, type SearchOptions, type StoredDocument } from '../plaid_index'
+import { poolFactorOption } from '../pool'
 import { bestFirst } from '../rank'
 import { createMetrics } from './metrics'
 import { WriteQueue } from './writes'
@@ -33,6 +34,11 @@ export interface ServerOptions {
   maxTexts?: number
   /** How long upserts and deletes wait to share a transaction, in milliseconds (default 20). */
   writeDelayMs?: number
+  /**
+   * Pool upserted documents' token embeddings to about `1 / poolFactor` before indexing
+   * (`poolEmbeddings`, PyLate's `pool_factor`; default 1, off). `/encode` returns unpooled rows.
+   */
+  poolFactor?: number
   /** Fastify's logger option (default off). */
   logger?: boolean
 }
@@ -77,6 +83,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const maxQueued = options.maxQueued ?? 256
   const maxTexts = options.maxTexts ?? 512
   const writeDelayMs = options.writeDelayMs ?? 20
+  const poolFactor = poolFactorOption(options.poolFactor) ?? 1
   if (!fs.statSync(dataDir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new ColbertError('INVALID_ARGUMENT', `dataDir ${dataDir} is not a folder`)
   }
@@ -173,9 +180,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } },
   } as const
 
-  const encode = async (list: string[], isQuery: boolean): Promise<Embeddings> => {
+  const encode = async (list: string[], isQuery: boolean, poolFactor = 1): Promise<Embeddings> => {
     const done = metrics.encodeSeconds.startTimer({ kind: isQuery ? 'query' : 'document' })
-    const e = await model.encode(list, { isQuery })
+    const e = await model.encode(list, { isQuery, poolFactor })
     done()
     return e
   }
@@ -329,6 +336,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       const e = await encode(
         docs.map((d) => d.text),
         false,
+        poolFactor,
       )
       const stored: StoredDocument[] = docs.map((d) => (d.metadata === undefined ? { text: d.text } : { text: d.text, metadata: d.metadata }))
       const generation = await entry(request.params.name).writes.upsert(
