@@ -36,7 +36,9 @@ export function poolFactorOption(value: unknown, name = 'poolFactor'): number | 
  * scipy's `linkage` reads PyLate's square distance matrix) into `max(floor(n / poolFactor), 1)`
  * clusters, and each cluster becomes the mean of its rows (not re-normalised). Pooled rows come
  * in scipy's cluster-label order, followed by the protected rows. Documents with fewer than two
- * rows to pool are returned unchanged. Runs in parallel across documents, off the event loop, on
+ * rows to pool are returned unchanged; one with more than 8,192 rows is `INVALID_ARGUMENT` (the
+ * clustering's memory grows with the square of the length and its time with the cube: split long
+ * documents into passages first). Runs in parallel across documents, off the event loop, on
  * the shared thread budget; `signal` aborts it between documents.
  */
 export async function poolEmbeddings(documents: Embeddings, options: PoolOptions): Promise<Embeddings> {

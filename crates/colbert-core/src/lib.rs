@@ -27,5 +27,5 @@ pub use error::CodedError;
 pub use kernels::{dot, normalize_rows};
 pub use maxsim::{maxsim, maxsim_pair, maxsim_zero_padded};
 pub use panel::{QueryPanel, RowAffine};
-pub use pool::{pool, PoolError, PoolOptions};
+pub use pool::{pool, PoolError, PoolOptions, MAX_POOL_ROWS};
 pub use progress::{OnProgress, Progress, Stage};

@@ -28,6 +28,10 @@ use crate::{CancelToken, CodedError, Embeddings, EmbeddingsError, EmbeddingsView
 /// The largest pool factor accepted (a document never has more tokens than this anyway).
 pub const MAX_POOL_FACTOR: usize = 65_536;
 
+/// The most rows one document may have to be pooled: clustering holds two `n × n` matrices
+/// (512 MiB at this size) and costs O(n³) (minutes per document here), as PyLate's does.
+pub const MAX_POOL_ROWS: usize = 8_192;
+
 /// Errors of [`pool`].
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PoolError {
@@ -86,6 +90,20 @@ pub fn pool(
     options.check()?;
     let documents = EmbeddingsView::new(documents.dim, documents.offsets, documents.data)?;
     let dim = documents.dim;
+    if options.pool_factor > 1 {
+        let long = documents
+            .offsets
+            .windows(2)
+            .position(|w| (w[1] - w[0]) as usize > MAX_POOL_ROWS);
+        if let Some(i) = long {
+            return Err(PoolError::Invalid(format!(
+                "document {i} has {} token embeddings; pooling takes at most {MAX_POOL_ROWS} per \
+                 document (its memory grows with the square and its time with the cube of the \
+                 length): split long documents into passages first",
+                documents.offsets[i + 1] - documents.offsets[i]
+            )));
+        }
+    }
     let pooled: Vec<Option<Vec<f32>>> = (0..documents.len())
         .into_par_iter()
         .map(|i| {
@@ -521,6 +539,10 @@ mod tests {
         let none = CancelToken::new();
         let err = pool(e.view(), PoolOptions::new(0), &none).unwrap_err();
         assert_eq!(err.code(), "INVALID_ARGUMENT");
+        let long = Embeddings::from_items(1, vec![vec![1.0; MAX_POOL_ROWS + 1]]);
+        let err = pool(long.view(), PoolOptions::new(2), &none).unwrap_err();
+        assert!(err.to_string().contains("at most 8192"), "{err}");
+        assert!(pool(long.view(), PoolOptions::new(1), &none).is_ok());
         let cancelled = CancelToken::new();
         cancelled.cancel();
         assert_eq!(
