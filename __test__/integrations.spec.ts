@@ -12,6 +12,7 @@ import { ROOT } from './helpers'
 
 const SUBPATHS = [
   { subpath: 'colbert/langchain', framework: '@langchain/core', exports: ['ColbertRetriever', 'ColbertReranker', 'addDocuments'] },
+  { subpath: 'colbert/llamaindex', framework: '@llamaindex/core', exports: ['ColbertRetriever', 'ColbertReranker', 'addNodes'] },
 ]
 
 function node(args: string[], cwd: string): string {

@@ -18,8 +18,11 @@ import { AsyncLocalStorageProviderSingleton } from '@langchain/core/singletons'
 import { checkKeys, checkSignal, optionKeys, positiveInt } from '../arguments'
 import { invalidArgument } from '../errors'
 import { ColBERT } from '../model'
-import { PlaidIndex, type AddOptions, type AddResult, type DocumentBatch, type MetadataFilter, type SearchOptions } from '../plaid_index'
+import { PlaidIndex, type AddResult, type MetadataFilter, type SearchOptions } from '../plaid_index'
 import { rerank } from '../rank'
+import { upsert, type UpsertOptions } from './upsert'
+
+export type { UpsertOptions } from './upsert'
 
 /** Search knobs a {@link ColbertRetriever} passes to `PlaidIndex.search` as they are. */
 export type ColbertSearchKnobs = Pick<SearchOptions, 'nProbe' | 'centroidScoreThreshold' | 'candidates' | 'exactCandidates' | 'subset'>
@@ -210,12 +213,7 @@ export class ColbertReranker extends BaseDocumentCompressor {
 }
 
 /** Options of {@link addDocuments}. */
-export interface AddDocumentsOptions extends Pick<AddOptions, 'poolFactor' | 'signal' | 'onProgress'> {
-  /** The ids, one per document (default: each document's `id`). */
-  ids?: readonly string[]
-  /** Documents encoded and pushed to the index at a time (default 256): memory stays bounded by one batch. */
-  batchSize?: number
-}
+export interface AddDocumentsOptions extends UpsertOptions {}
 
 const ADD_DOCUMENTS_KEYS = optionKeys<AddDocumentsOptions>()('ids', 'batchSize', 'poolFactor', 'signal', 'onProgress')
 
@@ -232,34 +230,12 @@ export async function addDocuments(
   documents: readonly DocumentInterface[],
   options: AddDocumentsOptions = {},
 ): Promise<AddResult> {
-  if (!(index instanceof PlaidIndex)) throw invalidArgument('addDocuments needs a PlaidIndex')
-  if (!(model instanceof ColBERT)) throw invalidArgument('addDocuments needs a model (ColBERT.fromPretrained(…))')
   if (!Array.isArray(documents)) throw invalidArgument('documents must be an array of LangChain documents')
   if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object')
   checkKeys(options, ADD_DOCUMENTS_KEYS, 'addDocuments option')
-  const signal = checkSignal(options.signal)
-  const batchSize = positiveInt(options.batchSize, 'batchSize') ?? 256
-  if (options.ids !== undefined && (!Array.isArray(options.ids) || options.ids.length !== documents.length)) {
-    throw invalidArgument(`ids must be an array with one id per document (${documents.length} documents)`)
-  }
-  const ids = documents.map((d, i) => {
+  const items = documents.map((d, i) => {
     if (d === null || typeof d !== 'object' || typeof d.pageContent !== 'string') throw invalidArgument(`documents[${i}] must have a string pageContent`)
-    const id = options.ids?.[i] ?? d.id
-    if (typeof id !== 'string' || id.length === 0) throw invalidArgument(`documents[${i}] has no id: set document.id or pass options.ids`)
-    return id
+    return { id: d.id, text: d.pageContent, metadata: d.metadata }
   })
-  async function* batches(): AsyncGenerator<DocumentBatch> {
-    for (let start = 0; start < documents.length; start += batchSize) {
-      const slice = documents.slice(start, start + batchSize)
-      yield {
-        ids: ids.slice(start, start + batchSize),
-        embeddings: await model.encode(
-          slice.map((d) => d.pageContent),
-          { isQuery: false, signal },
-        ),
-        documents: slice.map((d) => ({ text: d.pageContent, metadata: d.metadata })),
-      }
-    }
-  }
-  return index.add(batches(), { replace: true, poolFactor: options.poolFactor, signal, onProgress: options.onProgress })
+  return upsert(index, model, items, options, 'addDocuments')
 }
