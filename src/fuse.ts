@@ -33,6 +33,7 @@ export interface FuseOptions {
 
 /** One fused result. */
 export interface FusedResult<T extends RankedItem = RankedItem> {
+  /** The document id. */
   id: string
   /** The fused score, best first. */
   score: number
