@@ -3,7 +3,6 @@
 // BEIR_DIR pointing at the committed beir-mini collection). The hub examples (```js) need the network.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 
 import test from 'ava'
