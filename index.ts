@@ -30,6 +30,8 @@ export type {
 export { Retriever } from './src/retrieve'
 export type { RetrieveOptions } from './src/retrieve'
 export { rerank } from './src/rank'
+export { fuse } from './src/fuse'
+export type { FuseOptions, FusedResult, FusionMethod, RankedItem } from './src/fuse'
 export type { RankedDocument, RerankInput } from './src/rank'
 export { computeMetrics, evaluate, formatMetricsTable, loadBeir } from './src/evaluate'
 export type {

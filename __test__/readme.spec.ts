@@ -3,7 +3,6 @@
 // BEIR_DIR pointing at the committed beir-mini collection). The hub examples (```js) need the network.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 
 import test from 'ava'
@@ -18,7 +17,10 @@ test('README has TypeScript examples', (t) => {
 
 blocks.forEach((code, i) => {
   test(`README example ${i + 1} runs`, (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'colbert-readme-'))
+    // Inside the repository, so that imports of the optional frameworks (`@langchain/core`, …)
+    // and of `colbert/langchain` (a self-reference through package.json "exports") resolve.
+    const dir = fs.mkdtempSync(path.join(ROOT, '.readme-'))
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
     const file = path.join(dir, `example${i}.mts`)
     const source = code.replace(/from 'colbert'/g, `from ${JSON.stringify(path.join(ROOT, 'dist', 'index.mjs'))}`)
     fs.writeFileSync(file, `${source}\nconsole.log('EXAMPLE_OK')\n`)
