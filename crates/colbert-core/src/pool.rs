@@ -104,19 +104,12 @@ pub fn pool(
             )));
         }
     }
-    let pooled: Vec<Option<Vec<f32>>> = (0..documents.len())
+    // A document skipped because of a cancel makes the whole collection `None`.
+    let items = (0..documents.len())
         .into_par_iter()
-        .map(|i| {
-            if cancel.is_cancelled() {
-                return None;
-            }
-            Some(pool_document(dim, documents.item(i), options))
-        })
-        .collect();
-    let mut items = Vec::with_capacity(pooled.len());
-    for item in pooled {
-        items.push(item.ok_or(PoolError::Aborted)?);
-    }
+        .map(|i| (!cancel.is_cancelled()).then(|| pool_document(dim, documents.item(i), options)))
+        .collect::<Option<Vec<Vec<f32>>>>()
+        .ok_or(PoolError::Aborted)?;
     if cancel.is_cancelled() {
         return Err(PoolError::Aborted);
     }
