@@ -22,6 +22,7 @@ mod rng;
 mod search;
 mod segment;
 mod snapshot;
+pub mod standalone;
 mod storage;
 mod train;
 mod writer;
