@@ -127,8 +127,10 @@ impl StandaloneCodebook {
         let crc = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         let nbits = bytes[4];
         let c = Container::from_bytes("stored codebook", &bytes[8..], crc, Kind::Codebook)?;
-        let mut options = IndexOptions::default();
-        options.nbits = nbits;
+        let options = IndexOptions {
+            nbits,
+            ..Default::default()
+        };
         let mut m = Manifest::empty(options.stored().map_err(|_| bad("bad nbits"))?);
         m.dim = Some(dim);
         m.num_centroids = c.typed::<f32>(0)?.len() / dim.max(1);
