@@ -13,4 +13,5 @@ pub mod model;
 pub mod plaid_index;
 pub mod progress;
 pub mod runtime;
+pub mod standalone;
 pub mod tasks;

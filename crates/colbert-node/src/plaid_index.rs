@@ -208,7 +208,7 @@ pub fn create_plaid_index(
 }
 
 /// Training options (and `overwrite`) from their JavaScript form.
-fn index_options(options: NativeIndexOptions) -> Outcome<(IndexOptions, bool)> {
+pub(crate) fn index_options(options: NativeIndexOptions) -> Outcome<(IndexOptions, bool)> {
     let defaults = IndexOptions::default();
     let opts = IndexOptions {
         nbits: options.nbits.map_or(defaults.nbits, |n| n.min(255) as u8),
