@@ -1,4 +1,12 @@
 // The public entry of `colbert`. Everything users import is exported here.
+/**
+ * ColBERT late-interaction retrieval: `ColBERT` encodes queries and documents into token
+ * embeddings (PyLate-compatible, ONNX Runtime), `PlaidIndex` stores and searches them, and
+ * `maxsim`, `rerank`, `fuse`, `evaluate` score, rerank, fuse and evaluate rankings. Every error is
+ * a `ColbertError` with a stable `code`.
+ *
+ * @module colbert
+ */
 export { ColBERT } from './src/model'
 export type { ColBERTConfig, ColBERTOptions, EncodeOptions, EncodeProgress, ExecutionProvider, Tokenized } from './src/model'
 export type { BatchingOptions, EncodeLoad } from './src/batch'
@@ -7,7 +15,7 @@ export { maxsim, maxsimAsync, count, item } from './src/embeddings'
 export type { Embeddings, MaxSimOptions } from './src/embeddings'
 export { MAX_POOL_FACTOR, poolEmbeddings } from './src/pool'
 export type { PoolOptions } from './src/pool'
-export { ColbertError } from './src/errors'
+export { ColbertError, ERROR_CODES } from './src/errors'
 export type { ColbertErrorCode } from './src/errors'
 export { loadRuntime, runtimeInfo, threadBudget } from './src/runtime'
 export type { RuntimeInfo } from './src/runtime'

@@ -7,8 +7,11 @@ import { native } from './native'
  * row-major with `dim` floats per row. This is what `ColBERT.encode` returns.
  */
 export interface Embeddings {
+  /** Floats per row (the model's `config.dim`), at least 1. */
   readonly dim: number
+  /** Row offsets, one more than the items: item `i` is rows `offsets[i]` to `offsets[i + 1]` (exclusive); starts at 0. */
   readonly offsets: Uint32Array
+  /** The rows, row-major: `offsets[offsets.length - 1] * dim` floats. */
   readonly data: Float32Array
 }
 
@@ -43,6 +46,7 @@ export function item(embeddings: Embeddings, i: number): Float32Array {
   return data.subarray(offsets[i] * dim, offsets[i + 1] * dim)
 }
 
+/** Options of `maxsim` and `maxsimAsync`. */
 export interface MaxSimOptions {
   /**
    * Score as PyLate does on a zero-padded batch (`rank.rerank`, its evaluator): documents shorter

@@ -1,5 +1,8 @@
-/** The stable codes, one list: the type below and the check of native messages derive from it. */
-const ERROR_CODES = [
+/**
+ * Every stable error code, frozen: `ColbertErrorCode` and the check of native messages derive
+ * from this one list. README.md ("Errors") says when each is thrown.
+ */
+export const ERROR_CODES = Object.freeze([
   'MODEL_NOT_FOUND',
   'MODEL_INVALID',
   'MODEL_NOT_ONNX',
@@ -23,17 +26,19 @@ const ERROR_CODES = [
   'INDEX_LOCKED',
   'IO',
   'INTERNAL',
-] as const
+] as const)
 
-/** Stable codes carried by every error this package throws. */
+/** Stable codes carried by every error this package throws: one of {@link ERROR_CODES}. */
 export type ColbertErrorCode = (typeof ERROR_CODES)[number]
 
 const CODES = new Set<string>(ERROR_CODES)
 
 /** An error from `colbert`: `code` is stable across versions, `message` says what to do. */
 export class ColbertError extends Error {
+  /** What went wrong, stable across versions: branch on it, not on `message`. */
   readonly code: ColbertErrorCode
 
+  /** An error with a stable `code`; `options.cause` keeps the underlying error. */
   constructor(code: ColbertErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'ColbertError'

@@ -31,7 +31,9 @@ import { guard } from './progress'
 export interface DownloadProgress {
   /** The file's path in the repository, e.g. `model.onnx`. */
   file: string
+  /** Bytes of the file on disk so far (a resumed download starts at what was already there). */
   downloaded: number
+  /** The file's size in bytes. */
   total: number
 }
 

@@ -10,6 +10,10 @@ import { poolEmbeddings, poolFactorOption } from './pool'
 import { guard } from './progress'
 import { loadRuntime, threadBudget } from './runtime'
 
+/**
+ * Where inference runs: `'cpu'`, or `'cuda'` (ONNX Runtime's CUDA provider), which falls back to
+ * CPU with a process warning (`COLBERT_EXECUTION_PROVIDER_FALLBACK`) when CUDA is unavailable.
+ */
 export type ExecutionProvider = 'cpu' | 'cuda'
 
 /** Options of `ColBERT.fromPretrained`. Settings left out come from the model folder. */
@@ -27,7 +31,9 @@ export interface ColBERTOptions {
   queryLength?: number
   /** Maximum document length, CLS, prefix and SEP included (at most 65,536). */
   documentLength?: number
+  /** Token inserted after the first token of every query (default: the folder's, else `'[Q] '`; `''`: none). Must be one token of the vocabulary, else `MODEL_INVALID`. */
   queryPrefix?: string
+  /** Token inserted after the first token of every document (default: the folder's, else `'[D] '`; `''`: none). Must be one token of the vocabulary, else `MODEL_INVALID`. */
   documentPrefix?: string
   /** Pad queries with mask tokens to `queryLength` and keep every position. */
   doQueryExpansion?: boolean
@@ -60,30 +66,47 @@ export interface ColBERTOptions {
 
 /** The settings a model runs with. */
 export interface ColBERTConfig {
+  /** Width of one token embedding: floats per row of `Embeddings.data`. */
   readonly dim: number
+  /** Total query length, CLS, prefix, SEP and expansion tokens included. */
   readonly queryLength: number
+  /** Maximum document length, CLS, prefix and SEP included; longer documents are truncated. */
   readonly documentLength: number
+  /** Token inserted after the first token of every query (`''`: none). */
   readonly queryPrefix: string
+  /** Token inserted after the first token of every document (`''`: none). */
   readonly documentPrefix: string
+  /** Token id of `queryPrefix`; `null` when the prefix is empty. */
   readonly queryPrefixId: number | null
+  /** Token id of `documentPrefix`; `null` when the prefix is empty. */
   readonly documentPrefixId: number | null
+  /** Queries are padded with mask tokens to `queryLength`, and every position becomes a row. */
   readonly doQueryExpansion: boolean
+  /** Real query tokens attend to the expansion tokens (attention mask 1 instead of 0). */
   readonly attendToExpansionTokens: boolean
+  /** Words whose tokens are removed from document embeddings. */
   readonly skiplistWords: readonly string[]
+  /** Token ids of `skiplistWords`, sorted: the tokens removed from document embeddings. */
   readonly skiplistIds: readonly number[]
+  /** Texts are lowercased (Python `str.lower()`) before tokenizing. */
   readonly doLowerCase: boolean
+  /** The mask token id, used for query expansion. */
   readonly maskTokenId: number
+  /** The id that pads sequences in a batch (as PyLate: the mask token unless the folder names one). */
   readonly padTokenId: number
   /** Text prepended to every input (sentence-transformers' default prompt), usually empty. */
   readonly prompt: string
 }
 
+/** One progress event of `ColBERT.encode`, after each inference batch. */
 export interface EncodeProgress {
   /** Texts encoded so far. */
   done: number
+  /** Texts in the call. */
   total: number
 }
 
+/** Options of `ColBERT.encode`. Unknown keys are `INVALID_ARGUMENT`. */
 export interface EncodeOptions {
   /** Encode as queries (prefix `[Q] `, mask-token expansion) or documents. Default `true`, as in PyLate. */
   isQuery?: boolean
@@ -94,6 +117,7 @@ export interface EncodeOptions {
    * PyLate's `encode(..., pool_factor=k)` does (see `poolEmbeddings`). Default 1 (off).
    */
   poolFactor?: number
+  /** Aborts the call: it rejects with `ABORTED`, between inference batches at the latest. */
   signal?: AbortSignal
   /** Called after each batch. A callback that throws is reported as a warning and ignored. */
   onProgress?: (progress: EncodeProgress) => void
@@ -101,8 +125,11 @@ export interface EncodeOptions {
 
 /** One tokenized text, as the encoder feeds it to the model. */
 export interface Tokenized {
+  /** Token ids: the tokenizer's (CLS … SEP, truncated) with the prefix token after the first, then any expansion (mask) tokens. */
   inputIds: number[]
+  /** 1 for positions the model attends to, 0 for the others (expansion tokens unless `attendToExpansionTokens`). */
   attentionMask: number[]
+  /** Token type (segment) ids, as the tokenizer gives them for one sequence; 0 for the prefix and expansion tokens. */
   tokenTypeIds: number[]
   /** Which positions become output rows. */
   keep: boolean[]

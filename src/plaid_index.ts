@@ -29,6 +29,7 @@ export interface OpenOptions {
   maxQueued?: number
 }
 
+/** Options of `PlaidIndex.create`: how the first add trains the codebook, the handle's bound, and `overwrite`. */
 export interface PlaidIndexOptions extends TrainingOptions, OpenOptions {
   /**
    * Replace an existing index in `dir` with an empty one, as one transaction (default false:
@@ -37,6 +38,7 @@ export interface PlaidIndexOptions extends TrainingOptions, OpenOptions {
   overwrite?: boolean
 }
 
+/** What `PlaidIndex.info` reports: the committed state this handle sees. */
 export interface PlaidIndexInfo {
   /**
    * The oldest on-disk format among the index's files. This release writes format 3 and reads
@@ -52,11 +54,15 @@ export interface PlaidIndexInfo {
   embeddings: number
   /** `null` until the first add trains the index. */
   dim: number | null
+  /** Bits per residual dimension: 1, 2 or 4. */
   nbits: number
+  /** Centroids of the codebook, those added for outliers since training included (0 until the first add trains it). */
   numCentroids: number
   /** Deleted documents whose space is not reclaimed yet. */
   deleted: number
+  /** Bytes of the files of the current generation (the manifest, segments, codebook and tombstones). */
   bytesOnDisk: number
+  /** Segment files: each add writes one and may merge the newest ones (ARCHITECTURE.md §9); `compact` merges them all into one. */
   segments: number
   /** Bytes of stored document texts and metadata. */
   storedBytes: number
@@ -81,6 +87,7 @@ export interface PlaidIndexInfo {
 
 /** What can be stored with a document besides its embeddings, to show it in results and filter on it. */
 export interface StoredDocument {
+  /** The document's text, as given (well-formed Unicode). */
   text?: string
   /** A plain JSON-serialisable object; `search({ filter })` matches it. */
   metadata?: Record<string, unknown>
@@ -94,10 +101,30 @@ export interface StoredDocument {
  */
 export type MetadataFilter = Record<string, unknown>
 
+/**
+ * One progress event of a transaction (`add`, `replaceAll`, `compact`, `rebuild`): `push` after
+ * each batch handed to the writer, then the commit's stages: `sample` (documents sampled for
+ * training, of all), `kmeans` (iterations done, of all), `expand` (outlier centroids added),
+ * `compress` (documents compressed, of all) and `write` (0 of 1, then 1 of 1 once written).
+ * Only a commit that trains the codebook reports `sample` and `kmeans`.
+ */
 export type AddProgress =
-  | { stage: 'push'; documents: number }
-  | { stage: 'sample' | 'kmeans' | 'expand' | 'compress' | 'write'; done: number; total: number }
+  | {
+      /** A batch was handed to the writer. */
+      stage: 'push'
+      /** Documents pushed so far in this transaction. */
+      documents: number
+    }
+  | {
+      /** The commit stage running. */
+      stage: 'sample' | 'kmeans' | 'expand' | 'compress' | 'write'
+      /** Units of the stage done (documents, iterations or centroids, see above). */
+      done: number
+      /** Units of the stage in all. */
+      total: number
+    }
 
+/** Options of `PlaidIndex.add`. Unknown keys are `INVALID_ARGUMENT`. */
 export interface AddOptions {
   /** With `add(ids, embeddings, options)`: text and metadata stored with each document (`documents[i]` belongs to `ids[i]`). */
   documents?: readonly (StoredDocument | null | undefined)[]
@@ -113,6 +140,7 @@ export interface AddOptions {
    * Default 1 (store every token). Queries are never pooled.
    */
   poolFactor?: number
+  /** Aborts the transaction: it rejects with `ABORTED` and the index is left unchanged. */
   signal?: AbortSignal
   /** Called as batches arrive and as the commit trains, compresses and writes. Must not throw (a throw is only warned about). */
   onProgress?: (progress: AddProgress) => void
@@ -121,7 +149,9 @@ export interface AddOptions {
 /** Options of `replaceAll`: those of `add` (but `replace`) plus training options for the new codebook. */
 export interface ReplaceAllOptions extends Omit<AddOptions, 'replace'>, TrainingOptions {}
 
+/** What a transaction (`add`, `replaceAll`, `compact`, `rebuild`) committed. */
 export interface AddResult {
+  /** Documents added. */
   added: number
   /** With `replace`: live documents replaced (deleted in the same transaction). */
   replaced: number
@@ -129,7 +159,9 @@ export interface AddResult {
   trained: boolean
   /** Centroids added for outlier embeddings (PLAID's update). */
   newCentroids: number
+  /** Centroids of the codebook after the transaction. */
   numCentroids: number
+  /** The generation now current (`info.generation`; unchanged by an empty transaction). */
   generation: number
   /** Segments merged into one by this transaction (0 if none; see ARCHITECTURE.md §9). */
   mergedSegments: number
@@ -137,6 +169,7 @@ export interface AddResult {
   reclaimed: number
 }
 
+/** Options of `PlaidIndex.search`. Unknown keys are `INVALID_ARGUMENT`. */
 export interface SearchOptions {
   /** Results per query (default 10). */
   k?: number
@@ -154,11 +187,15 @@ export interface SearchOptions {
   filter?: MetadataFilter
   /** Attach each hit's stored `text` and `metadata`. */
   withDocuments?: boolean
+  /** Aborts the search: it rejects with `ABORTED`. */
   signal?: AbortSignal
 }
 
+/** One search result. */
 export interface SearchHit {
+  /** The document's id. */
   id: string
+  /** Its MaxSim score against the query, from the stored (compressed) embeddings: higher is better. */
   score: number
   /** With `withDocuments`: the stored text, if any. */
   text?: string
@@ -166,8 +203,11 @@ export interface SearchHit {
   metadata?: Record<string, unknown>
 }
 
+/** One batch of a streamed `add(batches)` or `replaceAll(batches)`. */
 export interface DocumentBatch {
+  /** One non-empty, well-formed id per document, in the order of `embeddings`. */
   ids: readonly string[]
+  /** The documents' token embeddings (`model.encode(texts, { isQuery: false })`). */
   embeddings: Embeddings
   /** Text and metadata stored with each document (`documents[i]` belongs to `ids[i]`). */
   documents?: readonly (StoredDocument | null | undefined)[]
@@ -364,7 +404,10 @@ export class PlaidIndex {
   }
 
   /** Searches pending on this handle (bounded by `maxQueued`). */
-  get load(): { searches: number } {
+  get load(): {
+    /** Searches started on this handle and not yet settled. */
+    searches: number
+  } {
     return { searches: this.#searching }
   }
 
@@ -602,6 +645,7 @@ export class PlaidIndex {
     this.#native.close()
   }
 
+  /** Closes this handle (`close()`), for `await using index = await PlaidIndex.open(dir)`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }

@@ -8,6 +8,7 @@ import { native } from './native'
 /** The largest `poolFactor` accepted. */
 export const MAX_POOL_FACTOR = 65_536
 
+/** Options of `poolEmbeddings`. Unknown keys are `INVALID_ARGUMENT`. */
 export interface PoolOptions {
   /**
    * Keep about `1 / poolFactor` of each document's tokens (`max(floor(n / poolFactor), 1)`
@@ -16,6 +17,7 @@ export interface PoolOptions {
   poolFactor: number
   /** Leading tokens kept as they are (default 1, the CLS token, as in PyLate). */
   protectedTokens?: number
+  /** Aborts the pooling between documents: it rejects with `ABORTED`. */
   signal?: AbortSignal
 }
 

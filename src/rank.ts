@@ -2,6 +2,7 @@
 import { assertEmbeddings, count, maxsim, type Embeddings } from './embeddings'
 import { invalidArgument } from './errors'
 
+/** The input of `rerank`: per query, its candidates' ids and embeddings. */
 export interface RerankInput {
   /** Per query, the candidate document ids. */
   documentsIds: readonly (readonly string[])[]
@@ -11,8 +12,11 @@ export interface RerankInput {
   documentsEmbeddings: readonly Embeddings[]
 }
 
+/** One reranked candidate. */
 export interface RankedDocument {
+  /** The candidate's id, from `documentsIds`. */
   id: string
+  /** Its exact MaxSim score against the query (zero-padded, as PyLate): higher is better. */
   score: number
 }
 

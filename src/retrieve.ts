@@ -12,13 +12,16 @@ export type RetrieveOptions = SearchOptions
  * `{ id, score }` best first. Also takes the index's `filter`, `withDocuments` and search knobs.
  */
 export class Retriever {
+  /** The index searched. */
   readonly index: PlaidIndex
 
+  /** Wraps an open index; anything else is `INVALID_ARGUMENT`. */
   constructor(index: PlaidIndex) {
     if (!(index instanceof PlaidIndex)) throw invalidArgument('Retriever needs a PlaidIndex (PlaidIndex.open(dir))')
     this.index = index
   }
 
+  /** Searches the index (`index.search`): per query, its hits best first, `k` of them (default 10) at most. */
   retrieve(queriesEmbeddings: Embeddings, options: RetrieveOptions = {}): Promise<SearchHit[][]> {
     return this.index.search(queriesEmbeddings, options)
   }

@@ -26,7 +26,9 @@ const PLATFORM_PACKAGE: Record<string, string> = {
 
 /** The ONNX Runtime library in use. */
 export interface RuntimeInfo {
+  /** The ONNX Runtime version, e.g. `1.30.0`. */
   version: string
+  /** The absolute path it was loaded from. */
   path: string
 }
 

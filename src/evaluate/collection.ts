@@ -9,15 +9,19 @@ import { badLine, parseJsonLine } from '../jsonl'
 
 /** One corpus document of a BEIR folder (`corpus.jsonl`: `_id`, `title`, `text`). */
 export interface BeirDocument {
+  /** The document's id (`_id`; a number is read as its decimal string). */
   id: string
   /** `''` when the line has no title. */
   title: string
+  /** The document's text. */
   text: string
 }
 
 /** One query of a BEIR folder (`queries.jsonl`: `_id`, `text`). */
 export interface BeirQuery {
+  /** The query's id (`_id`; a number is read as its decimal string). */
   id: string
+  /** The query's text. */
   text: string
 }
 
@@ -26,12 +30,15 @@ export type Qrels = Map<string, Map<string, number>>
 
 /** A BEIR collection in memory, in file order. */
 export interface BeirDataset {
+  /** Every document of `corpus.jsonl`. */
   corpus: BeirDocument[]
   /** Every query of the file, judged or not (`evaluate` keeps the judged ones). */
   queries: BeirQuery[]
+  /** The split's relevance judgements, every row kept (grade 0 and negative ones included). */
   qrels: Qrels
 }
 
+/** Options of `loadBeir`. */
 export interface LoadBeirOptions {
   /** Which qrels (and queries) to read (default `'test'`), see `loadBeir`. */
   split?: string

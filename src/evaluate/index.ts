@@ -33,14 +33,19 @@ export type {
   Rankings,
 } from './metrics'
 
+/** One progress event of `evaluate`. */
 export interface EvaluateProgress {
+  /** What runs: queries are encoded first, then documents are encoded and scored chunk by chunk (`search` after each chunk), or the index is searched. */
   stage: 'encode-documents' | 'encode-queries' | 'search'
   /** Documents (encode-documents, exhaustive search) or queries (encode-queries, index search) done. */
   done: number
+  /** Documents or queries in all, counted as `done` is. */
   total: number
 }
 
+/** Options of `evaluate`. Unknown keys are `INVALID_ARGUMENT`. */
 export interface EvaluateOptions {
+  /** The model that encodes the queries (and, without `index`, the documents). */
   model: ColBERT
   /** A BEIR folder (read with `loadBeir`) or a loaded dataset. */
   dataset: string | BeirDataset
@@ -63,15 +68,19 @@ export interface EvaluateOptions {
    * runs off the event loop (`maxsimAsync`) on the shared thread budget.
    */
   chunkSize?: number
+  /** Which metrics to compute and how relevance is judged (see `computeMetrics`); its largest cutoff is the default `k`. */
   metricOptions?: MetricOptions
   /** Extra `PlaidIndex.search` settings in index mode. */
   searchOptions?: Omit<SearchOptions, 'k' | 'signal'>
+  /** Aborts the evaluation: it rejects with `ABORTED`. */
   signal?: AbortSignal
   /** Called as documents and queries are encoded and ranked. A throw is only warned about. */
   onProgress?: (progress: EvaluateProgress) => void
 }
 
+/** What `evaluate` measured. */
 export interface EvaluateResult {
+  /** The metrics, as `computeMetrics` gives them (means over the evaluated queries). */
   metrics: Metrics
   /** Queries evaluated (those with at least one relevant document). */
   queries: number
@@ -79,7 +88,15 @@ export interface EvaluateResult {
   documents: number
   /** Whether nDCG used graded gains. */
   gradedNdcg: boolean
-  timings: { encodeDocumentsMs: number; encodeQueriesMs: number; searchMs: number }
+  /** Wall-clock time of each phase, in milliseconds. */
+  timings: {
+    /** Encoding the documents (0 with `index`). */
+    encodeDocumentsMs: number
+    /** Encoding the queries. */
+    encodeQueriesMs: number
+    /** Ranking: the index search, or exact MaxSim over the documents. */
+    searchMs: number
+  }
   /** The top-k of every evaluated query, best first. */
   rankings: Rankings
 }

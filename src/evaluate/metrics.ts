@@ -6,19 +6,23 @@ import type { Qrels } from './collection'
 
 /** One ranked document. */
 export interface RankedHit {
+  /** The document's id (a corpus id of the qrels). */
   id: string
+  /** Its score: higher ranks first (equal scores keep their given order). */
   score: number
 }
 
 /** Query id → ranked documents, best first. */
 export type Rankings = Map<string, RankedHit[]>
 
+/** The kinds of metric `computeMetrics` reports, each at one or more cutoffs `k`. */
 export type MetricFamily = 'accuracy' | 'precision' | 'recall' | 'ndcg' | 'mrr' | 'map'
 /** A metric key such as `'ndcg@10'`. */
 export type MetricName = `${MetricFamily}@${number}`
 /** Metric values in sentence-transformers' order: accuracy, precision, recall, nDCG, MRR, MAP. */
 export type Metrics = { [metric: MetricName]: number }
 
+/** Which metrics `computeMetrics` reports (the cutoffs `k` of each family) and how relevance is judged. Unknown keys are `INVALID_ARGUMENT`. */
 export interface MetricOptions {
   /** Default `[1, 3, 5, 10]`. */
   accuracyAtK?: readonly number[]
@@ -255,6 +259,7 @@ function pythonRound4(x: number): string {
   return Number.isInteger(r) && !/e/.test(s) ? `${s}.0` : s
 }
 
+/** Options of `formatMetricsTable`. */
 export interface FormatMetricsTableOptions {
   /** Score-function prefix of the metric names (default `'MaxSim'`). */
   scoreFunction?: string

@@ -1,9 +1,13 @@
-// `colbert/langchain`: LangChain.js adapters. A retriever over a PlaidIndex with stored documents
-// (`BaseRetriever`), a reranking document compressor (`BaseDocumentCompressor`, for
-// `ContextualCompressionRetriever`) and a helper that encodes and upserts LangChain documents.
-// `@langchain/core` is an optional peer dependency: without it this module throws
-// DEPENDENCY_MISSING when imported; `colbert` itself never loads it. LangChain's `VectorStore`
-// assumes one vector per document, so there is deliberately no VectorStore here.
+/**
+ * `colbert/langchain`: LangChain.js adapters. A retriever over a PlaidIndex with stored documents
+ * (`BaseRetriever`), a reranking document compressor (`BaseDocumentCompressor`, for
+ * `ContextualCompressionRetriever`) and a helper that encodes and upserts LangChain documents.
+ * `@langchain/core` is an optional peer dependency: without it this module throws
+ * `DEPENDENCY_MISSING` when imported; `colbert` itself never loads it. LangChain's `VectorStore`
+ * assumes one vector per document, so there is deliberately no VectorStore here.
+ *
+ * @module colbert/langchain
+ */
 import './langchain_peer'
 
 import { AsyncLocalStorage } from 'node:async_hooks'

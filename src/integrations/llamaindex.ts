@@ -1,9 +1,13 @@
-// `colbert/llamaindex`: LlamaIndex.TS adapters. A retriever over a PlaidIndex with stored
-// documents (`BaseRetriever`, returning `NodeWithScore`s), a node postprocessor that reranks
-// (`BaseNodePostprocessor`) and a helper that encodes and upserts nodes. `@llamaindex/core` is an
-// optional peer dependency: without it this module throws DEPENDENCY_MISSING when imported;
-// `colbert` itself never loads it. LlamaIndex's vector stores assume one vector per node, so there
-// is deliberately no vector store here.
+/**
+ * `colbert/llamaindex`: LlamaIndex.TS adapters. A retriever over a PlaidIndex with stored
+ * documents (`BaseRetriever`, returning `NodeWithScore`s), a node postprocessor that reranks
+ * (`BaseNodePostprocessor`) and a helper that encodes and upserts nodes. `@llamaindex/core` is an
+ * optional peer dependency: without it this module throws `DEPENDENCY_MISSING` when imported;
+ * `colbert` itself never loads it. LlamaIndex's vector stores assume one vector per node, so there
+ * is deliberately no vector store here.
+ *
+ * @module colbert/llamaindex
+ */
 import './llamaindex_peer'
 
 import type { MessageContent } from '@llamaindex/core/llms'

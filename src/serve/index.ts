@@ -1,8 +1,12 @@
-// `colbert serve` as a library: `createServer({ model, dataDir })` returns a Fastify instance
-// serving one model and the indexes under one folder — search, encode, rerank, upserts and
-// deletes (coalesced into few transactions), health, readiness, Prometheus metrics and an OpenAPI
-// document. Fastify, @fastify/swagger and prom-client are optional peer dependencies: a service
-// that wants the server installs them; the library never loads them otherwise.
+/**
+ * `colbert serve` as a library: `createServer({ model, dataDir })` returns a Fastify instance
+ * serving one model and the indexes under one folder — search, encode, rerank, upserts and
+ * deletes (coalesced into few transactions), health, readiness, Prometheus metrics and an OpenAPI
+ * document. Fastify, @fastify/swagger and prom-client are optional peer dependencies: a service
+ * that wants the server installs them; the library never loads them otherwise.
+ *
+ * @module colbert/server
+ */
 
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -19,6 +23,7 @@ import { bestFirst } from '../rank'
 import { createMetrics } from './metrics'
 import { WriteQueue } from './writes'
 
+/** Options of `createServer`. */
 export interface ServerOptions {
   /** The model every route encodes with (its `batching` options bound the encode queue). */
   model: ColBERT
