@@ -24,6 +24,8 @@ export const ERROR_CODES = Object.freeze([
   'INDEX_FORMAT_UNSUPPORTED',
   'INDEX_CORRUPT',
   'INDEX_LOCKED',
+  'CLUSTER_UNAVAILABLE',
+  'WRITE_INCOMPLETE',
   'IO',
   'INTERNAL',
 ] as const)
