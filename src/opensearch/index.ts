@@ -46,6 +46,9 @@ export const CLUSTER_FORMAT_VERSION = 1
 /** The oldest stored codebook record format this release reads. */
 export const OLDEST_SUPPORTED_CLUSTER_FORMAT = 1
 
+/** @internal The key of {@link OpenSearchIndex}'s last-search timing (benchmarks read it). */
+export const SEARCH_TIMING = Symbol.for('colbert.opensearch.searchTiming')
+
 /** When an acknowledged write becomes visible to searches (OpenSearch's `refresh` parameter). */
 export type RefreshPolicy = 'wait_for' | 'true' | 'false'
 
@@ -320,6 +323,12 @@ function concat(parts: Embeddings[]): Embeddings {
  * index and its codebook record) or open an existing one with {@link OpenSearchIndex.open}.
  */
 export class OpenSearchIndex {
+  /**
+   * Where the last search's time went: probing, the cluster's candidate query (round trip
+   * included), fetching-and-scoring here. For benchmarks.
+   * @internal
+   */
+  [SEARCH_TIMING]: { probeMs: number; clusterMs: number; scoreMs: number } | undefined
   /** The OpenSearch index holding the documents. */
   readonly name: string
   readonly #client: Client
@@ -828,6 +837,7 @@ export class OpenSearchIndex {
     const cb = this.#codebook
     if (!cb || count(queries) === 0) return Array.from({ length: count(queries) }, () => [])
     if (queries.dim !== cb.dim) throw invalidArgument(`queries have dim ${queries.dim}, the index has dim ${cb.dim}`)
+    const t0 = performance.now()
     let probes: Native.NativeProbe[]
     try {
       probes = await cb.probe(queries.dim, queries.offsets, queries.data, nProbe)
@@ -858,11 +868,13 @@ export class OpenSearchIndex {
       // dropping that shard's documents.
       body.push({ index: this.name, allow_partial_search_results: false }, { size, query, _source: source, track_total_hits: false })
     }
+    const t1 = performance.now()
     const res = await this.#request<{ responses: { status?: number; error?: { type?: string; reason?: string }; hits?: { hits: { _id: string; _source: Record<string, unknown> }[] } }[] }>(
       'search',
       { method: 'POST', path: '/_msearch', bulkBody: body },
       { signal },
     )
+    const t2 = performance.now()
     const out: SearchHit[][] = []
     for (let qi = 0; qi < probes.length; qi++) {
       const r = res.body.responses[qi]
@@ -895,6 +907,7 @@ export class OpenSearchIndex {
         }),
       )
     }
+    this[SEARCH_TIMING] = { probeMs: t1 - t0, clusterMs: t2 - t1, scoreMs: performance.now() - t2 }
     return out
   }
 
