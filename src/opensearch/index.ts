@@ -878,28 +878,28 @@ export class OpenSearchIndex {
       { signal },
     )
     const t2 = performance.now()
-    const out: SearchHit[][] = []
-    for (let qi = 0; qi < probes.length; qi++) {
-      const r = res.body.responses[qi]
-      if (r.error) throw clusterError({ meta: { statusCode: r.status ?? 500, body: { error: r.error } } }, 'search')
-      let hits = r.hits?.hits ?? []
-      if (filter?.recheck && filterJson) {
-        const keep = native.metadataMatches(
-          filterJson,
-          hits.map((h) => (h._source.metadata === undefined ? '' : JSON.stringify(h._source.metadata))),
-        )
-        hits = hits.filter((_, i) => keep[i])
-      }
-      const query = queries.data.subarray(queries.offsets[qi] * queries.dim, queries.offsets[qi + 1] * queries.dim)
-      let scores: Float32Array
-      try {
-        scores = await cb.score(query, hits.map((h) => Buffer.from(h._source.colbert_codes as string, 'base64')))
-      } catch (e) {
-        throw fromNative(e)
-      }
-      const order = hits.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || (hits[a]._id < hits[b]._id ? -1 : 1))
-      out.push(
-        order.slice(0, k).map((i) => {
+    // Every query's candidates are scored in parallel (each a task on the search pool).
+    const out: SearchHit[][] = await Promise.all(
+      probes.map(async (_, qi) => {
+        const r = res.body.responses[qi]
+        if (r.error) throw clusterError({ meta: { statusCode: r.status ?? 500, body: { error: r.error } } }, 'search')
+        let hits = r.hits?.hits ?? []
+        if (filter?.recheck && filterJson) {
+          const keep = native.metadataMatches(
+            filterJson,
+            hits.map((h) => (h._source.metadata === undefined ? '' : JSON.stringify(h._source.metadata))),
+          )
+          hits = hits.filter((_, i) => keep[i])
+        }
+        const query = queries.data.subarray(queries.offsets[qi] * queries.dim, queries.offsets[qi + 1] * queries.dim)
+        let scores: Float32Array
+        try {
+          scores = await cb.score(query, hits.map((h) => Buffer.from(h._source.colbert_codes as string, 'base64')))
+        } catch (e) {
+          throw fromNative(e)
+        }
+        const order = hits.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || (hits[a]._id < hits[b]._id ? -1 : 1))
+        return order.slice(0, k).map((i) => {
           const hit: SearchHit = { id: hits[i]._id, score: scores[i] }
           if (withDocuments) {
             const src = hits[i]._source
@@ -907,9 +907,9 @@ export class OpenSearchIndex {
             if (src.metadata !== undefined) hit.metadata = src.metadata as Record<string, unknown>
           }
           return hit
-        }),
-      )
-    }
+        })
+      }),
+    )
     this[SEARCH_TIMING] = { probeMs: t1 - t0, clusterMs: t2 - t1, scoreMs: performance.now() - t2 }
     return out
   }
