@@ -11,8 +11,10 @@ import test from 'ava'
 import { ROOT } from './helpers'
 
 const SUBPATHS = [
-  { subpath: 'colbert/langchain', framework: '@langchain/core', exports: ['ColbertRetriever', 'ColbertReranker', 'addDocuments'] },
-  { subpath: 'colbert/llamaindex', framework: '@llamaindex/core', exports: ['ColbertRetriever', 'ColbertReranker', 'addNodes'] },
+  { subpath: 'colbert/langchain', file: 'integrations/langchain.js', framework: '@langchain/core', exports: ['ColbertRetriever', 'ColbertReranker', 'addDocuments'], loads: true },
+  { subpath: 'colbert/llamaindex', file: 'integrations/llamaindex.js', framework: '@llamaindex/core', exports: ['ColbertRetriever', 'ColbertReranker', 'addNodes'], loads: true },
+  // The cluster index only needs the client's types: the caller passes its own Client.
+  { subpath: 'colbert/opensearch', file: 'opensearch/index.js', framework: '@opensearch-project/opensearch', exports: ['OpenSearchIndex', 'WriteIncompleteError'], loads: false },
 ]
 
 function node(args: string[], cwd: string): string {
@@ -23,7 +25,7 @@ function node(args: string[], cwd: string): string {
 }
 
 test('importing colbert (require and import) loads neither framework', (t) => {
-  const probe = `const loaded = () => Object.keys(require.cache).filter((k) => /[\\\\/]@(langchain|llamaindex)[\\\\/]/.test(k))
+  const probe = `const loaded = () => Object.keys(require.cache).filter((k) => /[\\\\/]@(langchain|llamaindex|opensearch-project)[\\\\/]/.test(k))
 const c = require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))})
 const afterRequire = loaded()
 import(${JSON.stringify(path.join(ROOT, 'dist', 'index.mjs'))}).then((m) => {
@@ -33,18 +35,18 @@ import(${JSON.stringify(path.join(ROOT, 'dist', 'index.mjs'))}).then((m) => {
   t.deepEqual(out, { afterRequire: [], afterImport: [], fuse: 'function', ColBERT: 'function' })
 })
 
-for (const { subpath, framework, exports } of SUBPATHS) {
-  test(`${subpath} resolves through package.json exports (require and import) and loads ${framework}`, (t) => {
+for (const { subpath, file, framework, exports, loads } of SUBPATHS) {
+  test(`${subpath} resolves through package.json exports (require and import)${loads ? ` and loads ${framework}` : ''}`, (t) => {
     const probe = `const m = require(${JSON.stringify(subpath)})
 import(${JSON.stringify(subpath)}).then((e) => {
   const loaded = Object.keys(require.cache).some((k) => k.includes(${JSON.stringify(path.join('node_modules', framework))}))
   console.log(JSON.stringify({ path: require.resolve(${JSON.stringify(subpath)}), cjs: ${JSON.stringify(exports)}.map((n) => typeof m[n]), esm: ${JSON.stringify(exports)}.map((n) => typeof e[n]), loaded }))
 })`
     const out = JSON.parse(node(['-e', probe], ROOT))
-    t.is(out.path, path.join(ROOT, 'dist', 'src', 'integrations', `${subpath.split('/')[1]}.js`))
+    t.is(out.path, path.join(ROOT, 'dist', 'src', ...file.split('/')))
     t.deepEqual(out.cjs, exports.map(() => 'function'))
     t.deepEqual(out.esm, exports.map(() => 'function'))
-    t.true(out.loaded)
+    t.is(out.loaded, loads)
   })
 
   test(`${subpath} without ${framework} installed: ColbertError DEPENDENCY_MISSING naming the package`, (t) => {

@@ -802,10 +802,10 @@ export class OpenSearchIndex {
 
   /**
    * Searches a batch of queries; `hits[i]` is query i's results, best first, with the local
-   * engine's scores (MaxSim over the decoded tokens). `nProbe` (default by k: 4 up to k = 10,
-   * else 8) is the centroids probed per query token; `exactCandidates` (default
-   * `max(candidates / 4, k)`, `candidates` by k: 512, 2048, max(4k, 4096)) the documents the
-   * cluster returns (at most 10,000), all scored
+   * engine's scores (MaxSim over the decoded tokens). `nProbe` (default 8) is the centroids
+   * probed per query token; `exactCandidates` (default `max(candidates / 4, k)`, `candidates` by
+   * k: 1024 up to k = 64, then 16k up to k = 100, then max(4k, 4096)) the documents the cluster
+   * returns (at most 10,000), all scored
    * exactly; `centroidScoreThreshold` drops probed centroids scoring below it.
    */
   async search(queries: Embeddings, options: SearchOptions = {}): Promise<SearchHit[][]> {
@@ -818,8 +818,8 @@ export class OpenSearchIndex {
     if (t !== undefined && (typeof t !== 'number' || Number.isNaN(t))) throw invalidArgument('centroidScoreThreshold must be a number')
     // Defaults measured on SciFact (BENCHMARKS.md "Scaling out"): the cluster's candidate score
     // counts probed centroids only, so it probes more and scores more than the local engine does.
-    const nProbe = positiveInt(options.nProbe, 'nProbe') ?? (k <= 10 ? 4 : 8)
-    const candidates = positiveInt(options.candidates, 'candidates') ?? (k <= 10 ? 512 : k <= 100 ? 2048 : Math.max(4 * k, 4096))
+    const nProbe = positiveInt(options.nProbe, 'nProbe') ?? 8
+    const candidates = positiveInt(options.candidates, 'candidates') ?? (k <= 100 ? Math.max(1024, 4 * k * 4) : Math.max(4 * k, 4096))
     const size = Math.min(positiveInt(options.exactCandidates, 'exactCandidates') ?? Math.max(Math.floor(candidates / 4), k), MAX_CANDIDATES)
     const subset = options.subset === undefined ? undefined : checkIds(options.subset, undefined, 'subset')
     const withDocuments = options.withDocuments
