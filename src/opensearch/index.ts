@@ -192,6 +192,10 @@ function fromBase64(text: string): Uint8Array {
   return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength)
 }
 
+function toBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+}
+
 function codebookIndexOf(name: string): string {
   return `${name}-colbert-codebook`
 }
@@ -623,7 +627,7 @@ export class OpenSearchIndex {
         const source: Record<string, unknown> = {
           colbert_id: id,
           colbert_centroids: Array.from(compressed.centroids[i], String),
-          colbert_codes: compressed.blobs[i].toString('base64'),
+          colbert_codes: toBase64(compressed.blobs[i]),
           colbert_tokens: b.embeddings.offsets[i + 1] - b.embeddings.offsets[i],
           [KV_FIELD]: kv,
         }
@@ -692,7 +696,7 @@ export class OpenSearchIndex {
         nbits: cb.nbits,
         numCentroids: cb.numCentroids,
         options: current.options,
-        codebook: cb.toBytes().toString('base64'),
+        codebook: toBase64(cb.toBytes()),
       }
       const res = await this.#request(
         'add',
@@ -894,7 +898,7 @@ export class OpenSearchIndex {
         const query = queries.data.subarray(queries.offsets[qi] * queries.dim, queries.offsets[qi + 1] * queries.dim)
         let scores: Float32Array
         try {
-          scores = await cb.score(query, hits.map((h) => Buffer.from(h._source.colbert_codes as string, 'base64')))
+          scores = await cb.score(query, hits.map((h) => fromBase64(h._source.colbert_codes as string)))
         } catch (e) {
           throw fromNative(e)
         }

@@ -22,7 +22,7 @@ use crate::tasks;
 /// Compressed documents: `blobs[i]` and `centroids[i]` (sorted, unique) belong to document i.
 #[napi(object)]
 pub struct NativeCompressed {
-    pub blobs: Vec<Buffer>,
+    pub blobs: Vec<Uint8Array>,
     pub centroids: Vec<Uint32Array>,
 }
 
@@ -53,8 +53,8 @@ impl NativeStandaloneCodebook {
     }
 
     #[napi(catch_unwind)]
-    pub fn to_bytes(&self) -> Buffer {
-        self.inner.to_bytes().into()
+    pub fn to_bytes(&self) -> Uint8Array {
+        Uint8Array::new(self.inner.to_bytes())
     }
 
     #[napi(getter)]
@@ -97,7 +97,7 @@ impl NativeStandaloneCodebook {
             |docs| {
                 let (blobs, centroids) = docs
                     .into_iter()
-                    .map(|d| (Buffer::from(d.blob), Uint32Array::new(d.centroids)))
+                    .map(|d| (Uint8Array::new(d.blob), Uint32Array::new(d.centroids)))
                     .unzip();
                 NativeCompressed { blobs, centroids }
             },
@@ -143,7 +143,7 @@ impl NativeStandaloneCodebook {
         &self,
         env: &'env Env,
         query: Float32Array,
-        blobs: Vec<Buffer>,
+        blobs: Vec<Uint8Array>,
     ) -> Result<PromiseRaw<'env, Float32Array>> {
         let query = query.to_vec();
         let blobs: Vec<Vec<u8>> = blobs.iter().map(|b| b.to_vec()).collect();
