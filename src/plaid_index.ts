@@ -213,12 +213,15 @@ export interface DocumentBatch {
   documents?: readonly (StoredDocument | null | undefined)[]
 }
 
-const TRAINING_KEYS = ['nbits', 'kmeansIterations', 'numCentroids', 'seed', 'maxPointsPerCentroid'] as const
+/** @internal Training option keys (shared with the cluster index, `src/opensearch/`). */
+export const TRAINING_KEYS = ['nbits', 'kmeansIterations', 'numCentroids', 'seed', 'maxPointsPerCentroid'] as const
 const CREATE_KEYS = optionKeys<PlaidIndexOptions>()(...TRAINING_KEYS, 'overwrite', 'maxQueued')
 const OPEN_KEYS = optionKeys<OpenOptions>()('maxQueued')
-const ADD_KEYS = optionKeys<AddOptions>()('documents', 'replace', 'poolFactor', 'signal', 'onProgress')
+/** @internal */
+export const ADD_KEYS = optionKeys<AddOptions>()('documents', 'replace', 'poolFactor', 'signal', 'onProgress')
 const REPLACE_ALL_KEYS = optionKeys<ReplaceAllOptions>()(...TRAINING_KEYS, 'documents', 'poolFactor', 'signal', 'onProgress')
-const SEARCH_KEYS = optionKeys<SearchOptions>()(
+/** @internal */
+export const SEARCH_KEYS = optionKeys<SearchOptions>()(
   'k',
   'nProbe',
   'centroidScoreThreshold',
@@ -230,7 +233,8 @@ const SEARCH_KEYS = optionKeys<SearchOptions>()(
   'signal',
 )
 
-function isPlainObject(x: unknown): x is Record<string, unknown> {
+/** @internal A plain object (not an array, class instance or null). */
+export function isPlainObject(x: unknown): x is Record<string, unknown> {
   if (x === null || typeof x !== 'object' || Array.isArray(x)) return false
   const proto = Object.getPrototypeOf(x)
   return proto === Object.prototype || proto === null
@@ -281,8 +285,8 @@ function lookupIds(ids: unknown, what: string): string[] {
   return ids as string[]
 }
 
-/** Checks training options (`create`, `replaceAll`) and converts them for the native layer. */
-function trainingOptions(options: TrainingOptions): Native.NativeIndexOptions {
+/** @internal Checks training options (`create`, `replaceAll`) and converts them for the native layer. */
+export function trainingOptions(options: TrainingOptions): Native.NativeIndexOptions {
   if (options.nbits !== undefined && ![1, 2, 4].includes(options.nbits)) throw invalidArgument('nbits must be 1, 2 or 4')
   if (options.seed !== undefined && (!Number.isSafeInteger(options.seed) || options.seed < 0)) {
     throw invalidArgument('seed must be a non-negative integer')
@@ -296,8 +300,8 @@ function trainingOptions(options: TrainingOptions): Native.NativeIndexOptions {
   }
 }
 
-/** The batches and options of `add(ids, embeddings, options?)` or `add(batches, options?)`. */
-function addArguments<O extends AddOptions>(
+/** @internal The batches and options of `add(ids, embeddings, options?)` or `add(batches, options?)`. */
+export function addArguments<O extends AddOptions>(
   idsOrBatches: unknown,
   embeddingsOrOptions: unknown,
   maybeOptions: O | undefined,

@@ -27,15 +27,21 @@ import { checkKeys, checkSignal, optionKeys, positiveInt, strictJson, withCancel
 import { assertEmbeddings, count, type Embeddings } from '../embeddings'
 import { abortError, ColbertError, fromNative, invalidArgument } from '../errors'
 import { native, type Native } from '../native'
-import type {
-  AddOptions,
-  AddProgress,
-  DocumentBatch,
-  MetadataFilter,
-  SearchHit,
-  SearchOptions,
-  StoredDocument,
-  TrainingOptions,
+import {
+  ADD_KEYS,
+  addArguments,
+  isPlainObject,
+  SEARCH_KEYS,
+  TRAINING_KEYS,
+  trainingOptions,
+  type AddOptions,
+  type AddProgress,
+  type DocumentBatch,
+  type MetadataFilter,
+  type SearchHit,
+  type SearchOptions,
+  type StoredDocument,
+  type TrainingOptions,
 } from '../plaid_index'
 import { poolEmbeddings, poolFactorOption } from '../pool'
 import { guard } from '../progress'
@@ -165,21 +171,8 @@ interface CodebookRecord {
   codebook?: string
 }
 
-const TRAINING_KEYS = ['nbits', 'kmeansIterations', 'numCentroids', 'seed', 'maxPointsPerCentroid'] as const
 const OPEN_KEYS = optionKeys<OpenSearchOpenOptions>()('refresh', 'maxRetries', 'bulkDocuments')
 const CREATE_KEYS = optionKeys<OpenSearchIndexOptions>()(...TRAINING_KEYS, 'refresh', 'maxRetries', 'bulkDocuments', 'shards', 'replicas', 'overwrite')
-const ADD_KEYS = optionKeys<AddOptions>()('documents', 'replace', 'poolFactor', 'signal', 'onProgress')
-const SEARCH_KEYS = optionKeys<SearchOptions>()(
-  'k',
-  'nProbe',
-  'centroidScoreThreshold',
-  'candidates',
-  'exactCandidates',
-  'subset',
-  'filter',
-  'withDocuments',
-  'signal',
-)
 const RETRYABLE = new Set([429, 502, 503, 504])
 /** OpenSearch's default `index.max_result_window`: the most candidates one search can fetch. */
 const MAX_CANDIDATES = 10_000
@@ -231,12 +224,6 @@ function clusterError(e: unknown, what: string): ColbertError {
   return new ColbertError('INVALID_ARGUMENT', `${what}: the cluster refused the request (${status}: ${reason})`, { cause: e })
 }
 
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  if (x === null || typeof x !== 'object' || Array.isArray(x)) return false
-  const proto = Object.getPrototypeOf(x)
-  return proto === Object.prototype || proto === null
-}
-
 function checkIds(ids: unknown, n: number | undefined, what: string): string[] {
   if (!Array.isArray(ids)) throw invalidArgument(`${what} must be an array of strings`)
   if (n !== undefined && ids.length !== n) throw invalidArgument(`${what} has ${ids.length} entries but the embeddings hold ${n} documents`)
@@ -267,40 +254,12 @@ function checkDocuments(documents: unknown, n: number): (StoredDocument | undefi
   })
 }
 
-function trainingOptions(options: TrainingOptions): Native.NativeIndexOptions {
-  if (options.nbits !== undefined && ![1, 2, 4].includes(options.nbits)) throw invalidArgument('nbits must be 1, 2 or 4')
-  if (options.seed !== undefined && (!Number.isSafeInteger(options.seed) || options.seed < 0)) throw invalidArgument('seed must be a non-negative integer')
-  return {
-    nbits: options.nbits,
-    kmeansIterations: positiveInt(options.kmeansIterations, 'kmeansIterations'),
-    numCentroids: positiveInt(options.numCentroids, 'numCentroids'),
-    seed: options.seed,
-    maxPointsPerCentroid: positiveInt(options.maxPointsPerCentroid, 'maxPointsPerCentroid'),
-  }
-}
-
 function openOptions(options: OpenSearchOpenOptions): Required<OpenSearchOpenOptions> {
   const refresh = options.refresh ?? 'wait_for'
   if (!['wait_for', 'true', 'false'].includes(refresh)) throw invalidArgument(`refresh must be 'wait_for', 'true' or 'false', got ${JSON.stringify(refresh)}`)
   const maxRetries = options.maxRetries ?? 3
   if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > 100) throw invalidArgument('maxRetries must be an integer from 0 to 100')
   return { refresh, maxRetries, bulkDocuments: positiveInt(options.bulkDocuments, 'bulkDocuments') ?? 500 }
-}
-
-function isIterable(x: unknown): x is Iterable<unknown> {
-  return x != null && typeof (x as Iterable<unknown>)[Symbol.iterator] === 'function'
-}
-function isAsyncIterable(x: unknown): x is AsyncIterable<unknown> {
-  return x != null && typeof (x as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
-}
-
-/** One embeddings batch of `rows` documents cut out of `e` (documents `from..to`). */
-function slice(e: Embeddings, from: number, to: number): Embeddings {
-  const a = e.offsets[from]
-  const b = e.offsets[to]
-  const offsets = new Uint32Array(to - from + 1)
-  for (let i = from; i <= to; i++) offsets[i - from] = e.offsets[i] - a
-  return { dim: e.dim, offsets, data: e.data.subarray(a * e.dim, b * e.dim) }
 }
 
 /** Concatenates batches of the same dim. */
@@ -561,22 +520,7 @@ export class OpenSearchIndex {
     maybeOptions?: AddOptions,
   ): Promise<OpenSearchAddResult> {
     this.#check()
-    let batches: Iterable<DocumentBatch> | AsyncIterable<DocumentBatch>
-    let options: AddOptions
-    if (Array.isArray(idsOrBatches) && !(idsOrBatches.length > 0 && typeof idsOrBatches[0] === 'object')) {
-      const e = embeddingsOrOptions as Embeddings
-      assertEmbeddings(e, 'embeddings')
-      checkIds(idsOrBatches, count(e), 'ids')
-      options = maybeOptions ?? {}
-      if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object')
-      batches = [{ ids: idsOrBatches as string[], embeddings: e, documents: options.documents }]
-    } else if (isAsyncIterable(idsOrBatches) || isIterable(idsOrBatches)) {
-      batches = idsOrBatches as Iterable<DocumentBatch>
-      options = (embeddingsOrOptions as AddOptions | undefined) ?? {}
-      if (options.documents !== undefined) throw invalidArgument('with a stream of batches, pass documents in each batch ({ ids, embeddings, documents })')
-    } else {
-      throw invalidArgument('add takes (ids: string[], embeddings: Embeddings) or an (async) iterable of { ids, embeddings }')
-    }
+    const { batches, options } = addArguments(idsOrBatches, embeddingsOrOptions, maybeOptions)
     checkKeys(options, ADD_KEYS, 'add option')
     const signal = checkSignal(options.signal)
     if (options.replace !== undefined && typeof options.replace !== 'boolean') throw invalidArgument('replace must be a boolean')
