@@ -3,7 +3,7 @@
 // and where a search's time goes (probe, cluster candidate query, fetch + exact scoring), on
 // 1, 2 and 3 OpenSearch nodes on this machine (loopback: indicative only).
 // Usage: node bench/opensearch.mjs [--dump bench/out/scifact] [--nodes 1,2,3] [--queries 300]
-//        [--settings 2:64,4:64,4:128,8:256] (nProbe:exactCandidates) [--centroids 4096] [--out bench/out/opensearch.jsonl]
+//        [--settings 2:64,4:64,4:128,8:256] (nProbe:exactCandidates) [--centroids 4096] [--nbits 4] [--out bench/out/opensearch.jsonl]
 // Needs bench/out/<dump> (dump-embeddings.mjs) and its exact_top100.json (exact.mjs).
 import fs from 'node:fs'
 import os from 'node:os'
@@ -27,6 +27,7 @@ const settings = (args.settings ?? '2:64,4:64,4:128,8:256').split(',').map((s) =
 // Both engines train the same number of centroids (k-means of 16,384 centroids on 1.1M tokens
 // takes minutes on two cores, once per cluster size).
 const numCentroids = Number(args.centroids ?? 4096)
+const nbits = Number(args.nbits ?? 4)
 const out = path.resolve(args.out ?? path.join(root, 'bench', 'out', 'opensearch.jsonl'))
 const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'))
 const read = (name, Type) => {
@@ -65,7 +66,7 @@ async function measure(index, engine, nodes, opts) {
   }
   const total = lat.reduce((a, b) => a + b, 0)
   log({
-    engine, nodes, ...opts, recall10: +recall(hits).toFixed(4), qps: +(1000 * queries.length / total).toFixed(1),
+    engine, nodes, nbits, ...opts, recall10: +recall(hits).toFixed(4), qps: +(1000 * queries.length / total).toFixed(1),
     p50ms: +pct(lat, 0.5).toFixed(2), p95ms: +pct(lat, 0.95).toFixed(2),
     ...(engine === 'opensearch' ? Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, +v.toFixed(2)])) : {}),
   })
@@ -74,7 +75,7 @@ async function measure(index, engine, nodes, opts) {
 const ids = meta.documents
 const localDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-local-'))
 let t = performance.now()
-const local = await PlaidIndex.create(localDir, { numCentroids })
+const local = await PlaidIndex.create(localDir, { numCentroids, nbits })
 await local.add(ids, docs)
 log({ engine: 'local', build_s: +((performance.now() - t) / 1000).toFixed(1), documents: ids.length, tokens: docs.offsets[ids.length] })
 await measure(local, 'local', 0, {})
@@ -87,7 +88,7 @@ for (const n of nodeCounts) {
   try {
     const client = new Client({ nodes: cluster.urls })
     t = performance.now()
-    const index = await OpenSearchIndex.create(client, 'bench', { shards: n, replicas: n > 1 ? 1 : 0, refresh: 'false', overwrite: true, numCentroids })
+    const index = await OpenSearchIndex.create(client, 'bench', { shards: n, replicas: n > 1 ? 1 : 0, refresh: 'false', overwrite: true, numCentroids, nbits })
     await index.add(ids, docs)
     await client.indices.refresh({ index: 'bench' })
     await client.indices.forcemerge({ index: 'bench', max_num_segments: 1 })
