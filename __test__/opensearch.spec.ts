@@ -160,6 +160,37 @@ clusterTest('create/open/add/search/delete/documents/select on a two-node cluste
   await t.throwsAsync(again.search(q), { message: /closed/ })
 })
 
+clusterTest('refused writes are reported per id, never dropped; AbortSignal cancels searches and adds', async (t) => {
+  const { generator } = await synthetic
+  const g = generator({ seed: 8, minTokens: 5, maxTokens: 20 })
+  const b = g.batch(0, 120)
+  const index = await OpenSearchIndex.create(client, 'refusals', { shards: 2, replicas: 1, numCentroids: 16, maxRetries: 1 })
+  t.teardown(() => index.drop().catch(() => undefined))
+  await index.add(b.ids.slice(0, 60), sliceQueries(b.embeddings, 60, 100))
+  // The cluster refuses every write to a blocked index: each id comes back with its status.
+  await client.indices.putSettings({ index: 'refusals', body: { 'index.blocks.write': true } })
+  const rest = g.batch(60, 60)
+  const err = (await t.throwsAsync(index.add(rest.ids, rest.embeddings), { instanceOf: WriteIncompleteError })) as WriteIncompleteError
+  t.is(err.code, 'WRITE_INCOMPLETE')
+  t.deepEqual(err.failed.map((f) => f.id).sort(), [...rest.ids].sort())
+  t.true(err.failed.every((f) => f.status === 403 && /cluster_block/.test(f.type)), JSON.stringify(err.failed[0]))
+  t.deepEqual(err.written, [])
+  await client.indices.putSettings({ index: 'refusals', body: { 'index.blocks.write': false } })
+  t.deepEqual((await index.add(rest.ids, rest.embeddings, { replace: true })).added, 60)
+  t.is(index.info.documents, 120)
+  // Cancellation: an aborted signal rejects with ABORTED and writes nothing.
+  const q = sliceQueries(g.batch(0, 2, 'q-').embeddings, 2, 8)
+  await t.throwsAsync(index.search(q, { signal: AbortSignal.abort() }), { instanceOf: ColbertError, message: /aborted/ })
+  const late = g.batch(500, 5, 'late-')
+  await t.throwsAsync(index.add(late.ids, late.embeddings, { signal: AbortSignal.abort() }), { message: /aborted/ })
+  t.deepEqual(await index.documents(late.ids), [null, null, null, null, null])
+  const controller = new AbortController()
+  const pending = index.search(q, { signal: controller.signal })
+  controller.abort()
+  await t.throwsAsync(pending, { message: /aborted/ })
+  t.is((await index.search(q))[0].length, 10, 'the handle still searches after an abort')
+})
+
 clusterTest('every filter operator matches what the local engine matches', async (t) => {
   const { generator } = await synthetic
   const g = generator({ seed: 5, minTokens: 5, maxTokens: 12 })
