@@ -111,6 +111,11 @@ clusterTest('create/open/add/search/delete/documents/select on a two-node cluste
   await t.throwsAsync(OpenSearchIndex.create(client, 'lifecycle'), { instanceOf: ColbertError, message: /already exists/ })
   await t.throwsAsync(OpenSearchIndex.open(client, 'no-such-index'), { instanceOf: ColbertError, message: /no colbert index/ })
   await t.throwsAsync(OpenSearchIndex.create(client, 'Bad Name'), { message: /lowercase OpenSearch index name/ })
+  // overwrite replaces colbert indexes only: someone else's index of that name is left alone.
+  await client.indices.create({ index: 'not-colbert', body: { settings: { number_of_replicas: 0 } } })
+  t.teardown(() => client.indices.delete({ index: 'not-colbert' }).then(() => undefined, () => undefined))
+  await t.throwsAsync(OpenSearchIndex.create(client, 'not-colbert', { overwrite: true }), { instanceOf: ColbertError, message: /not a colbert index/ })
+  t.true((await client.indices.exists({ index: 'not-colbert' })).body)
   t.is(index.info.dim, null)
   const added = await index.add(b.ids, b.embeddings, { documents })
   t.deepEqual(added, { added: 300, replaced: 0, trained: true, numCentroids: 64 })

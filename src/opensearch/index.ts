@@ -78,7 +78,10 @@ export interface OpenSearchIndexOptions extends TrainingOptions, OpenSearchOpenO
   shards?: number
   /** Replicas of each shard (default 1: every document is on two nodes once the cluster has two). */
   replicas?: number
-  /** Delete an existing index of this name (and its codebook) first (default false: `INDEX_EXISTS`). */
+  /**
+   * Delete an existing colbert index of this name (and its codebook record) first (default
+   * false: `INDEX_EXISTS`). An OpenSearch index that is not a colbert index is never deleted.
+   */
   overwrite?: boolean
 }
 
@@ -360,6 +363,16 @@ export class OpenSearchIndex {
     const index = new OpenSearchIndex(client, name, open, record)
     const cbIndex = codebookIndexOf(name)
     if (options.overwrite === true) {
+      // Only a colbert index (one with its codebook record) is replaced, never another index.
+      const existing = await index.#request('create', { method: 'HEAD', path: `/${name}` }, { ignore: [404] })
+      if (existing.statusCode !== 404) {
+        try {
+          await index.#readRecord()
+        } catch (e) {
+          if ((e as ColbertError).code !== 'INDEX_NOT_FOUND') throw e
+          throw new ColbertError('INDEX_EXISTS', `the OpenSearch index ${JSON.stringify(name)} exists and is not a colbert index (no ${cbIndex}): overwrite only replaces colbert indexes; delete it yourself or pick another name`)
+        }
+      }
       await index.#request('create', { method: 'DELETE', path: `/${name},${cbIndex}`, querystring: { ignore_unavailable: true } })
     }
     const settings = { number_of_shards: shards, number_of_replicas: replicas }
