@@ -280,21 +280,25 @@ clusterTest('a node SIGKILLed during searches: every search still answers, from 
   const before = await index.search(queries, { k: 10 })
   let answered = 0
   let running = true
+  let failed: unknown
   const loop = (async () => {
     while (running) {
       const hits = await index.search(queries, { k: 10 })
       t.deepEqual(hits, before)
       answered++
     }
-  })()
+  })().catch((e) => {
+    failed = e
+  })
   await new Promise((r) => setTimeout(r, 1500))
   await cluster.nodes[1].kill('SIGKILL')
   const killedAt = answered
   const since = Date.now()
   // At least 4 s and 3 searches after the kill, however slow a loaded machine is.
-  while (Date.now() - since < 4000 || answered - killedAt < 3) await new Promise((r) => setTimeout(r, 200))
+  while (failed === undefined && (Date.now() - since < 4000 || answered - killedAt < 3)) await new Promise((r) => setTimeout(r, 200))
   running = false
   await loop
+  if (failed !== undefined) t.fail(`a search failed after the kill: ${String(failed)}`)
   t.log(`${killedAt} searches before the kill, ${answered - killedAt} after`)
   t.true(answered - killedAt >= 3)
   await cluster.nodes[1].restart()

@@ -66,7 +66,10 @@ export interface OpenSearchOpenOptions {
    * `'false'` (visible after the index's refresh interval, about a second).
    */
   refresh?: RefreshPolicy
-  /** Times a document the cluster refused with a retryable status (429, 502–504) is sent again (default 3). */
+  /**
+   * Times a document the cluster refused with a retryable status (429, 502–504) is sent again,
+   * and times a search the cluster failed (5xx, no answer) is run again (default 3).
+   */
   maxRetries?: number
   /** Documents per bulk request (default 500). */
   bulkDocuments?: number
@@ -833,16 +836,30 @@ export class OpenSearchIndex {
       body.push({ index: this.name, allow_partial_search_results: false }, { size, query, _source: source, track_total_hits: false })
     }
     const t1 = performance.now()
-    const res = await this.#request<{ responses: { status?: number; error?: { type?: string; reason?: string }; hits?: { hits: { _id: string; _source: Record<string, unknown> }[] } }[] }>(
-      'search',
-      { method: 'POST', path: '/_msearch', bulkBody: body },
-      { signal },
-    )
+    // A search is idempotent: one that failed on the cluster's side (a node died between a
+    // shard's query and fetch phases, a shard copy moving) is run again, as writes are.
+    type Responses = { responses: { status?: number; error?: { type?: string; reason?: string }; hits?: { hits: { _id: string; _source: Record<string, unknown> }[] } }[] }
+    let res: { body: Responses } | undefined
+    for (let attempt = 0; ; attempt++) {
+      let failure: unknown
+      try {
+        res = await this.#request<Responses>('search', { method: 'POST', path: '/_msearch', bulkBody: body }, { signal })
+        const bad = res.body.responses.find((r) => r.error && (r.status ?? 500) >= 500)
+        if (!bad) break
+        failure = clusterError({ meta: { statusCode: bad.status ?? 500, body: { error: bad.error } } }, 'search')
+      } catch (e) {
+        if ((e as ColbertError).code !== 'CLUSTER_UNAVAILABLE') throw e
+        failure = e
+      }
+      if (attempt >= this.#options.maxRetries) throw failure
+      await new Promise((r) => setTimeout(r, 200 * 2 ** attempt))
+      if (signal?.aborted) throw abortError(signal)
+    }
     const t2 = performance.now()
     // Every query's candidates are scored in parallel (each a task on the search pool).
     const out: SearchHit[][] = await Promise.all(
       probes.map(async (_, qi) => {
-        const r = res.body.responses[qi]
+        const r = res!.body.responses[qi]
         if (r.error) throw clusterError({ meta: { statusCode: r.status ?? 500, body: { error: r.error } } }, 'search')
         let hits = r.hits?.hits ?? []
         if (filter?.recheck && filterJson) {
