@@ -241,13 +241,21 @@ export function isPlainObject(x: unknown): x is Record<string, unknown> {
 }
 
 
-/** Checks stored documents and converts them for the native layer. */
-function nativeDocuments(documents: unknown, n: number, what: string): Native.NativeDocument[] | undefined {
+/**
+ * @internal Checks stored documents (`documents[i]` belongs to document i): each is `undefined`
+ * (nothing stored) or its text and metadata, with the metadata's JSON text (the checks are
+ * `strictJson`'s). Shared with the cluster index (`src/opensearch/`).
+ */
+export function checkDocuments(
+  documents: unknown,
+  n: number,
+  what: string,
+): ({ text?: string; metadata?: Record<string, unknown>; metadataJson?: string } | undefined)[] | undefined {
   if (documents === undefined) return undefined
   if (!Array.isArray(documents)) throw invalidArgument(`${what} must be an array of { text?, metadata? }`)
   if (documents.length !== n) throw invalidArgument(`${what} has ${documents.length} entries for ${n} documents`)
   return documents.map((d, i) => {
-    if (d === null || d === undefined) return {}
+    if (d === null || d === undefined) return undefined
     if (typeof d !== 'object') throw invalidArgument(`${what}[${i}] must be an object { text?, metadata? }`)
     const { text, metadata, ...rest } = d as StoredDocument
     const extra = Object.keys(rest)
@@ -255,17 +263,24 @@ function nativeDocuments(documents: unknown, n: number, what: string): Native.Na
     if (text !== undefined && typeof text !== 'string') throw invalidArgument(`${what}[${i}].text must be a string`)
     if (text !== undefined) checkWellFormed(text, `${what}[${i}].text`)
     if (metadata !== undefined && !isPlainObject(metadata)) throw invalidArgument(`${what}[${i}].metadata must be a plain object`)
-    return { text, metadata: metadata === undefined ? undefined : strictJson(metadata, `${what}[${i}].metadata`) }
+    return { text, metadata, metadataJson: metadata === undefined ? undefined : strictJson(metadata, `${what}[${i}].metadata`) }
   })
 }
 
-function checkFilter(filter: unknown): string | undefined {
+/** Checks stored documents and converts them for the native layer. */
+function nativeDocuments(documents: unknown, n: number, what: string): Native.NativeDocument[] | undefined {
+  return checkDocuments(documents, n, what)?.map((d) => (d ? { text: d.text, metadata: d.metadataJson } : {}))
+}
+
+/** @internal A filter's JSON text (`undefined` without one), refused unless a plain, JSON-faithful object. */
+export function checkFilter(filter: unknown): string | undefined {
   if (filter === undefined) return undefined
   if (!isPlainObject(filter)) throw invalidArgument('filter must be a plain object such as { lang: "en" }')
   return strictJson(filter, 'filter')
 }
 
-function checkIds(ids: unknown, n: number, what = 'ids'): string[] {
+/** @internal New ids: one non-empty, well-formed string per document. */
+export function checkIds(ids: unknown, n: number, what = 'ids'): string[] {
   if (!Array.isArray(ids)) throw invalidArgument(`${what} must be an array of strings`)
   if (ids.length !== n) throw invalidArgument(`${what} has ${ids.length} entries but the embeddings hold ${n} documents`)
   ids.forEach((id, i) => {
@@ -275,8 +290,8 @@ function checkIds(ids: unknown, n: number, what = 'ids'): string[] {
   return ids as string[]
 }
 
-/** Ids to look up (delete, documents, subset): an array of well-formed strings. */
-function lookupIds(ids: unknown, what: string): string[] {
+/** @internal Ids to look up (delete, documents, subset): an array of well-formed strings. */
+export function lookupIds(ids: unknown, what: string): string[] {
   if (!Array.isArray(ids)) throw invalidArgument(`${what} must be an array of strings`)
   ids.forEach((id, i) => {
     if (typeof id !== 'string') throw invalidArgument(`${what}[${i}] must be a string`)

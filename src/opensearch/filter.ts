@@ -19,6 +19,7 @@
 // the candidates with the local matcher (`metadataMatches`), so results are exact either way.
 
 import { invalidArgument } from '../errors'
+import { isPlainObject } from '../plaid_index'
 
 /** An OpenSearch query clause (the JSON of the query DSL). */
 export type Query = Record<string, unknown>
@@ -92,10 +93,6 @@ interface Bounds {
 }
 
 const exactly = (q: Query): Bounds => ({ superset: q, subset: q, exact: true })
-
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  return x !== null && typeof x === 'object' && !Array.isArray(x)
-}
 
 function equals(path: string, v: unknown): Bounds {
   const t = scalarTerm(path, v)

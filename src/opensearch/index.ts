@@ -23,14 +23,17 @@ import './peer'
 
 import type { Client } from '@opensearch-project/opensearch'
 
-import { checkKeys, checkSignal, optionKeys, positiveInt, strictJson, withCancel } from '../arguments'
+import { checkKeys, checkSignal, optionKeys, positiveInt, withCancel } from '../arguments'
 import { assertEmbeddings, count, type Embeddings } from '../embeddings'
 import { abortError, ColbertError, fromNative, invalidArgument } from '../errors'
 import { native, type Native } from '../native'
 import {
   ADD_KEYS,
   addArguments,
-  isPlainObject,
+  checkDocuments,
+  checkFilter,
+  checkIds,
+  lookupIds,
   SEARCH_KEYS,
   TRAINING_KEYS,
   trainingOptions,
@@ -230,34 +233,27 @@ function clusterError(e: unknown, what: string): ColbertError {
   return new ColbertError('INVALID_ARGUMENT', `${what}: the cluster refused the request (${status}: ${reason})`, { cause: e })
 }
 
-function checkIds(ids: unknown, n: number | undefined, what: string): string[] {
-  if (!Array.isArray(ids)) throw invalidArgument(`${what} must be an array of strings`)
-  if (n !== undefined && ids.length !== n) throw invalidArgument(`${what} has ${ids.length} entries but the embeddings hold ${n} documents`)
-  ids.forEach((id, i) => {
-    if (typeof id !== 'string' || (n !== undefined && id.length === 0)) throw invalidArgument(`${what}[${i}] must be a ${n !== undefined ? 'non-empty ' : ''}string`)
-    // OpenSearch's _id is at most 512 bytes.
-    if (Buffer.byteLength(id) > 512) throw invalidArgument(`${what}[${i}] is longer than OpenSearch's 512-byte id limit`)
-    strictJson(id, `${what}[${i}]`)
-  })
-  return ids as string[]
+/**
+ * A filter as the cluster runs it: its JSON text, checked by the local parser (the same errors as
+ * `PlaidIndex`), and the translation of that same JSON (so both engines see one value).
+ */
+function clusterFilter(filter: unknown): { json: string; query: Query; recheck: boolean } | undefined {
+  const json = checkFilter(filter)
+  if (json === undefined) return undefined
+  try {
+    native.metadataMatches(json, [])
+  } catch (e) {
+    throw fromNative(e)
+  }
+  return { json, ...translateFilter(JSON.parse(json) as MetadataFilter) }
 }
 
-function checkDocuments(documents: unknown, n: number): (StoredDocument | undefined)[] {
-  if (documents === undefined) return new Array(n).fill(undefined)
-  if (!Array.isArray(documents)) throw invalidArgument('documents must be an array of { text?, metadata? }')
-  if (documents.length !== n) throw invalidArgument(`documents has ${documents.length} entries for ${n} documents`)
-  return documents.map((d, i) => {
-    if (d === null || d === undefined) return undefined
-    if (typeof d !== 'object') throw invalidArgument(`documents[${i}] must be an object { text?, metadata? }`)
-    const { text, metadata, ...rest } = d as StoredDocument
-    const extra = Object.keys(rest)
-    if (extra.length > 0) throw invalidArgument(`documents[${i}] has unknown key ${JSON.stringify(extra[0])} (use metadata for custom fields)`)
-    if (text !== undefined && typeof text !== 'string') throw invalidArgument(`documents[${i}].text must be a string`)
-    if (text !== undefined) strictJson(text, `documents[${i}].text`)
-    if (metadata !== undefined && !isPlainObject(metadata)) throw invalidArgument(`documents[${i}].metadata must be a plain object`)
-    if (metadata !== undefined) strictJson(metadata, `documents[${i}].metadata`)
-    return { text, metadata }
+/** Ids already checked by `checkIds`/`lookupIds`, within OpenSearch's 512-byte `_id` limit. */
+function clusterIds(ids: string[], what: string): string[] {
+  ids.forEach((id, i) => {
+    if (Buffer.byteLength(id) > 512) throw invalidArgument(`${what}[${i}] is longer than OpenSearch's 512-byte id limit`)
   })
+  return ids
 }
 
 function openOptions(options: OpenSearchOpenOptions): Required<OpenSearchOpenOptions> {
@@ -553,43 +549,45 @@ export class OpenSearchIndex {
     signal: AbortSignal | undefined,
     progress: ((p: AddProgress) => void) | undefined,
   ): Promise<OpenSearchAddResult> {
-    type Checked = { ids: string[]; embeddings: Embeddings; documents: (StoredDocument | undefined)[] }
+    type Checked = { ids: string[]; embeddings: Embeddings; documents: (StoredDocument | undefined)[]; terms: string[][] }
+    const seen = new Set<string>()
+    // Everything a batch could be refused for is checked before it is trained on or written.
     const check = async (batch: DocumentBatch): Promise<Checked> => {
       if (signal?.aborted) throw abortError(signal)
       if (batch === null || typeof batch !== 'object') throw invalidArgument('each batch must be { ids, embeddings }')
       assertEmbeddings(batch.embeddings, 'batch.embeddings')
-      const ids = checkIds(batch.ids, count(batch.embeddings), 'batch.ids')
-      const documents = checkDocuments(batch.documents, ids.length)
-      const embeddings = poolFactor > 1 ? await poolEmbeddings(batch.embeddings, { poolFactor, signal }) : batch.embeddings
-      return { ids, embeddings, documents }
-    }
-    let trained = false
-    let pending: Checked[] = []
-    const seen = new Set<string>()
-    const result = { added: 0, replaced: 0 }
-    const write = async (b: Checked) => {
-      for (const id of b.ids) {
+      const ids = clusterIds(checkIds(batch.ids, count(batch.embeddings), 'batch.ids'), 'batch.ids')
+      for (const id of ids) {
         if (seen.has(id)) throw invalidArgument(`id ${JSON.stringify(id)} appears twice in this add`)
         seen.add(id)
       }
+      const documents = checkDocuments(batch.documents, ids.length, 'documents') ?? []
+      const terms = ids.map((id, i) => {
+        const kv = metadataTerms(documents[i]?.metadata)
+        if (kv.some((t) => Buffer.byteLength(t) > MAX_TERM_BYTES)) {
+          throw invalidArgument(`documents[${i}] (${JSON.stringify(id)}): a metadata string is longer than the ${MAX_TERM_BYTES} bytes a cluster can filter on; put long text in text instead`)
+        }
+        return kv
+      })
+      const embeddings = poolFactor > 1 ? await poolEmbeddings(batch.embeddings, { poolFactor, signal }) : batch.embeddings
+      return { ids, embeddings, documents, terms }
+    }
+    let trained = false
+    const pending: Checked[] = []
+    const result = { added: 0, replaced: 0 }
+    const write = async (b: Checked) => {
       if (!this.#codebook) throw new ColbertError('INTERNAL', 'no codebook to compress with')
       const cb = this.#codebook
       const compressed = await withCancel(signal, (token) => cb.compress(b.embeddings.dim, b.embeddings.offsets, b.embeddings.data, token))
       progress?.({ stage: 'compress', done: b.ids.length, total: b.ids.length })
       const docs = b.ids.map((id, i) => {
         const d = b.documents[i]
-        const kv = metadataTerms(d?.metadata)
-        for (const t of kv) {
-          if (Buffer.byteLength(t) > MAX_TERM_BYTES) {
-            throw invalidArgument(`documents[${i}] (${JSON.stringify(id)}): a metadata string is longer than the ${MAX_TERM_BYTES} bytes a cluster can filter on; put long text in text instead`)
-          }
-        }
         const source: Record<string, unknown> = {
           colbert_id: id,
           colbert_centroids: Array.from(compressed.centroids[i], String),
           colbert_codes: toBase64(compressed.blobs[i]),
           colbert_tokens: b.embeddings.offsets[i + 1] - b.embeddings.offsets[i],
-          [KV_FIELD]: kv,
+          [KV_FIELD]: b.terms[i],
         }
         if (d?.text !== undefined) source.text = d.text
         if (d?.metadata !== undefined) source.metadata = d.metadata
@@ -604,7 +602,7 @@ export class OpenSearchIndex {
       const b = await check(raw)
       if (b.ids.length === 0) continue
       if (!replace) await this.#refuseExisting(b.ids, signal)
-      progress?.({ stage: 'push', documents: seen.size + pending.reduce((n, p) => n + p.ids.length, 0) + b.ids.length })
+      progress?.({ stage: 'push', documents: seen.size })
       if (!this.#codebook) {
         pending.push(b)
         continue
@@ -616,7 +614,6 @@ export class OpenSearchIndex {
       trained = true
     }
     for (const b of pending) await write(b)
-    pending = []
     await this.refresh()
     return { ...result, trained, numCentroids: this.#codebook?.numCentroids ?? 0 }
   }
@@ -737,7 +734,7 @@ export class OpenSearchIndex {
   /** Deletes documents by id; unknown ids are ignored. Resolves with how many were deleted. */
   async delete(ids: readonly string[]): Promise<number> {
     this.#check()
-    const checked = checkIds(ids, undefined, 'ids')
+    const checked = clusterIds(lookupIds(ids, 'ids'), 'ids')
     return this.#serial(async () => {
       let deleted = 0
       const failed: WriteFailure[] = []
@@ -785,22 +782,10 @@ export class OpenSearchIndex {
     const nProbe = positiveInt(options.nProbe, 'nProbe') ?? 8
     const candidates = positiveInt(options.candidates, 'candidates') ?? (k <= 100 ? Math.max(1024, 4 * k * 4) : Math.max(4 * k, 4096))
     const size = Math.min(positiveInt(options.exactCandidates, 'exactCandidates') ?? Math.max(Math.floor(candidates / 4), k), MAX_CANDIDATES)
-    const subset = options.subset === undefined ? undefined : checkIds(options.subset, undefined, 'subset')
+    const subset = options.subset === undefined ? undefined : clusterIds(lookupIds(options.subset, 'subset'), 'subset')
     const withDocuments = options.withDocuments
     if (withDocuments !== undefined && typeof withDocuments !== 'boolean') throw invalidArgument('withDocuments must be a boolean')
-    let filterJson: string | undefined
-    let filter: { query: Query; recheck: boolean } | undefined
-    if (options.filter !== undefined) {
-      if (!isPlainObject(options.filter)) throw invalidArgument('filter must be a plain object such as { lang: "en" }')
-      filterJson = strictJson(options.filter, 'filter')
-      // The local parser checks the filter (same errors as PlaidIndex.search).
-      try {
-        native.metadataMatches(filterJson, [])
-      } catch (e) {
-        throw fromNative(e)
-      }
-      filter = translateFilter(options.filter as MetadataFilter)
-    }
+    const filter = clusterFilter(options.filter)
     const cb = this.#codebook
     if (!cb || count(queries) === 0) return Array.from({ length: count(queries) }, () => [])
     if (queries.dim !== cb.dim) throw invalidArgument(`queries have dim ${queries.dim}, the index has dim ${cb.dim}`)
@@ -862,9 +847,9 @@ export class OpenSearchIndex {
         const r = res!.body.responses[qi]
         if (r.error) throw clusterError({ meta: { statusCode: r.status ?? 500, body: { error: r.error } } }, 'search')
         let hits = r.hits?.hits ?? []
-        if (filter?.recheck && filterJson) {
+        if (filter?.recheck) {
           const keep = native.metadataMatches(
-            filterJson,
+            filter.json,
             hits.map((h) => (h._source.metadata === undefined ? '' : JSON.stringify(h._source.metadata))),
           )
           hits = hits.filter((_, i) => keep[i])
@@ -895,7 +880,7 @@ export class OpenSearchIndex {
   /** The stored text and metadata of each id, in order; `null` for ids that are not in the index. */
   async documents(ids: readonly string[]): Promise<(StoredDocument | null)[]> {
     this.#check()
-    const checked = checkIds(ids, undefined, 'ids')
+    const checked = clusterIds(lookupIds(ids, 'ids'), 'ids')
     if (checked.length === 0) return []
     const res = await this.#request<{ docs: { found?: boolean; _source?: { text?: string; metadata?: Record<string, unknown> } }[] }>('documents', {
       method: 'POST',
@@ -915,15 +900,9 @@ export class OpenSearchIndex {
   /** Ids of the documents whose metadata matches `filter`, in id order (the cluster keeps no insertion order). */
   async select(filter: MetadataFilter): Promise<string[]> {
     this.#check()
-    if (filter === undefined) throw invalidArgument('select needs a filter')
-    if (!isPlainObject(filter)) throw invalidArgument('filter must be a plain object such as { lang: "en" }')
-    const json = strictJson(filter, 'filter')
-    try {
-      native.metadataMatches(json, [])
-    } catch (e) {
-      throw fromNative(e)
-    }
-    const { query, recheck } = translateFilter(filter)
+    const checked = clusterFilter(filter)
+    if (!checked) throw invalidArgument('select needs a filter')
+    const { json, query, recheck } = checked
     const ids: string[] = []
     let after: unknown[] | undefined
     for (;;) {
