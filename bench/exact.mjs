@@ -4,17 +4,12 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
+import { readDump } from './dump.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { maxsim } = createRequire(import.meta.url)(path.join(root, 'dist', 'index.js'))
 const dir = path.resolve(process.argv[2] ?? path.join(root, 'bench', 'out', 'scifact'))
-const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'))
-const read = (name, Type) => {
-  const b = fs.readFileSync(path.join(dir, name))
-  return new Type(b.buffer, b.byteOffset, b.byteLength / Type.BYTES_PER_ELEMENT)
-}
-const docs = { dim: meta.dim, offsets: read('docs.offsets.u32', Uint32Array), data: read('docs.f32', Float32Array) }
-const queries = { dim: meta.dim, offsets: read('queries.offsets.u32', Uint32Array), data: read('queries.f32', Float32Array) }
+const { meta, docs, queries } = readDump(dir)
 const t = performance.now()
 const scores = maxsim(queries, docs)
 const seconds = (performance.now() - t) / 1000

@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
+import { readDump } from './dump.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(import.meta.url)
@@ -15,14 +16,8 @@ const { maxsim } = require(path.join(root, 'dist', 'index.js'))
 const { startCluster } = await import(path.join(root, 'scripts', 'opensearch', 'cluster.mjs'))
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []))
 const dir = path.resolve(args.dump ?? path.join(root, 'bench', 'out', 'scifact'))
-const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'))
-const read = (name, Type) => {
-  const b = fs.readFileSync(path.join(dir, name))
-  return new Type(b.buffer, b.byteOffset, b.byteLength / Type.BYTES_PER_ELEMENT)
-}
+const { meta, docs, queries } = readDump(dir)
 const dim = meta.dim
-const docs = { dim, offsets: read('docs.offsets.u32', Uint32Array), data: read('docs.f32', Float32Array) }
-const queries = { dim, offsets: read('queries.offsets.u32', Uint32Array), data: read('queries.f32', Float32Array) }
 const nq = Math.min(Number(args.queries ?? 150), meta.queries.length)
 const ns = (args.n ?? '64,256,1024').split(',').map(Number)
 const exact = JSON.parse(fs.readFileSync(path.join(dir, 'exact_top100.json'), 'utf8')).top.slice(0, nq)

@@ -10,6 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
+import { readDump } from './dump.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(import.meta.url)
@@ -29,13 +30,7 @@ const settings = (args.settings ?? '2:64,4:64,4:128,8:256').split(',').map((s) =
 const numCentroids = Number(args.centroids ?? 4096)
 const nbits = Number(args.nbits ?? 4)
 const out = path.resolve(args.out ?? path.join(root, 'bench', 'out', 'opensearch.jsonl'))
-const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'))
-const read = (name, Type) => {
-  const b = fs.readFileSync(path.join(dir, name))
-  return new Type(b.buffer, b.byteOffset, b.byteLength / Type.BYTES_PER_ELEMENT)
-}
-const docs = { dim: meta.dim, offsets: read('docs.offsets.u32', Uint32Array), data: read('docs.f32', Float32Array) }
-const allQueries = { dim: meta.dim, offsets: read('queries.offsets.u32', Uint32Array), data: read('queries.f32', Float32Array) }
+const { meta, docs, queries: allQueries } = readDump(dir)
 const nq = Math.min(Number(args.queries ?? 300), meta.queries.length)
 const exact = JSON.parse(fs.readFileSync(path.join(dir, 'exact_top100.json'), 'utf8')).top.slice(0, nq)
 const one = (i) => {

@@ -6,18 +6,14 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
+import { readDump } from './dump.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const [dumpDir, outDir, flag, value] = process.argv.slice(2)
 if (!dumpDir || !outDir || flag !== '--pool-factor') throw new Error('usage: pool-dump.mjs <dump> <out> --pool-factor <k>')
 const poolFactor = Number(value)
 const { poolEmbeddings } = createRequire(import.meta.url)(path.join(root, 'dist', 'index.js'))
-const meta = JSON.parse(fs.readFileSync(path.join(dumpDir, 'meta.json'), 'utf8'))
-const read = (name, Type) => {
-  const b = fs.readFileSync(path.join(dumpDir, name))
-  return new Type(b.buffer, b.byteOffset, b.byteLength / Type.BYTES_PER_ELEMENT)
-}
-const docs = { dim: meta.dim, offsets: read('docs.offsets.u32', Uint32Array), data: read('docs.f32', Float32Array) }
+const { meta, docs } = readDump(dumpDir)
 const t = performance.now()
 const pooled = await poolEmbeddings(docs, { poolFactor })
 const seconds = (performance.now() - t) / 1000
